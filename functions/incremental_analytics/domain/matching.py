@@ -1,0 +1,61 @@
+"""Events to rules, through an index by event type (never a scan of every rule per event)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from incremental_analytics.domain.events import SYSTEM_EVENT_PREFIX, Event
+from incremental_analytics.domain.rules import Rule, RuleType
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    rule: Rule
+    event: Event
+
+
+class RuleIndex:
+    """The enabled rules, indexed by the exact event type they count."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        by_type: defaultdict[str, list[Rule]] = defaultdict(list)
+        for rule in rules:
+            if rule.enabled:
+                by_type[rule.event_type].append(rule)
+        self._by_type: dict[str, tuple[Rule, ...]] = {key: tuple(found) for key, found in by_type.items()}
+
+    @property
+    def system_event_types(self) -> frozenset[str]:
+        """The `_`-prefixed event types some rule names: those are counted, not ignored (SPEC 2.3)."""
+        return frozenset(key for key in self._by_type if key.startswith(SYSTEM_EVENT_PREFIX))
+
+    def rules_for(self, event: Event) -> Iterator[Rule]:
+        for rule in self._by_type.get(event.event_type, ()):
+            if rule.matches(event.event_type, event.attributes):
+                yield rule
+
+    def matches(self, events: Sequence[Event]) -> Iterator[Match]:
+        for event in events:
+            for rule in self.rules_for(event):
+                yield Match(rule, event)
+
+    def group_aggregate(self, events: Sequence[Event]) -> dict[tuple[str, str], list[Event]]:
+        """(user_id, rule_id) -> that user's matching events for an aggregate rule, in stream order."""
+        groups: dict[tuple[str, str], list[Event]] = {}
+        for match in self.matches(events):
+            if match.rule.type is RuleType.AGGREGATE:
+                groups.setdefault((match.event.user_id, match.rule.rule_id), []).append(match.event)
+        return groups
+
+
+def first_occurrences(events: Iterable[Event], already_seen: Iterable[str] = ()) -> list[Event]:
+    """The events whose event_id was not seen before, in order: the first copy of each wins."""
+    seen = set(already_seen)
+    fresh: list[Event] = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            fresh.append(event)
+    return fresh

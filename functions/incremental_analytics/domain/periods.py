@@ -1,0 +1,143 @@
+"""SPEC 4.2: the state of a date or window rule's period, per user, with pandas.
+
+Values stay exact: the `value` and `sum` columns hold `decimal.Decimal` objects, never floats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pandas as pd
+
+from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution, Outcome, OutcomeKind, make_outcome
+from incremental_analytics.domain.rules import Period, Rule, RuleType, epoch_ms
+
+EVENT_COLUMNS = ("user_id", "event_id", "timestamp_ms", "value")
+PARTIAL_COLUMNS = ("user_id", "count", "sum")
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResult:
+    period: Period
+    totals: pd.DataFrame  # index user_id; columns count (int), sum (Decimal), met (bool)
+    qualified: frozenset[str]
+    outcomes: tuple[Outcome, ...]
+
+
+def empty_events() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in EVENT_COLUMNS}).astype({"timestamp_ms": "int64"})
+
+
+def empty_partials() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in PARTIAL_COLUMNS}).astype({"count": "int64"})
+
+
+def totals_per_user(events: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """Count and exact sum per user of the events inside the period (each event_id once)."""
+    inside = events[(events["timestamp_ms"] >= period.start_ms) & (events["timestamp_ms"] < period.end_ms)]
+    inside = inside.drop_duplicates("event_id")
+    grouped = inside.groupby("user_id", sort=True)["value"]
+    totals = pd.DataFrame({"count": grouped.size().astype("int64"), "sum": grouped.agg(_exact_sum)})
+    totals.index.name = "user_id"
+    return totals
+
+
+def _exact_sum(values: pd.Series) -> Decimal:
+    return sum(values, Decimal(0))
+
+
+def combine_totals(*parts: pd.DataFrame) -> pd.DataFrame:
+    """Add per-user totals from several sources (rolled-up days and open days)."""
+    frames = [part for part in parts if not part.empty]
+    if not frames:
+        return pd.DataFrame(
+            {"count": pd.Series([], dtype="int64"), "sum": pd.Series([], dtype=object)},
+            index=pd.Index([], name="user_id", dtype=object),
+        )
+    stacked = pd.concat(frames)
+    grouped = stacked.groupby(level=0, sort=True)
+    combined = pd.DataFrame({"count": grouped["count"].sum().astype("int64"), "sum": grouped["sum"].agg(_exact_sum)})
+    combined.index.name = "user_id"
+    return combined
+
+
+def evaluate_period(
+    rule: Rule,
+    now: dt.datetime,
+    events: pd.DataFrame,
+    previously_qualified: Iterable[str] = (),
+    *,
+    partials: pd.DataFrame | None = None,
+    occasion: str | None = None,
+) -> PeriodResult:
+    """Who meets a date or window rule at `now`, and what changed against the previously qualified set.
+
+    `events`: the rule's matching events (columns user_id, event_id, timestamp_ms, value), possibly beyond the
+    period (they are filtered here). `partials`: per-user totals already rolled up for days inside the period
+    (columns user_id, count, sum). `occasion` names this evaluation in outcome ids (default: `now`).
+    Candidates are users with at least one matching event in the period; a previously qualified user who no
+    longer meets the rule, or is no longer a candidate, is disqualified.
+    """
+    if rule.type is RuleType.AGGREGATE:
+        raise ValueError(f"rule {rule.rule_id} is an aggregate rule; it has no period")
+    period = rule.period_at(now)
+    open_totals = totals_per_user(events, period)
+    rolled = [partials.set_index("user_id")[["count", "sum"]]] if partials is not None else []
+    totals = combine_totals(open_totals, *rolled)
+    totals = totals[totals["count"] > 0].copy()
+    totals["met"] = _met(rule, totals)
+
+    qualified = frozenset(totals.index[totals["met"]])
+    before = frozenset(previously_qualified)
+    occasion = occasion or now.astimezone(dt.UTC).isoformat()
+    now_ms = epoch_ms(now)
+    by_user = _contributions_by_user(events, period, (qualified - before) | (before - qualified))
+
+    outcomes: list[Outcome] = []
+    for user_id, kind in sorted(
+        [(user, OutcomeKind.QUALIFIED) for user in qualified - before]
+        + [(user, OutcomeKind.DISQUALIFIED) for user in before - qualified]
+    ):
+        count, total = (
+            (int(totals.at[user_id, "count"]), totals.at[user_id, "sum"]) if user_id in totals.index else (0, Decimal(0))
+        )
+        outcomes.append(
+            make_outcome(
+                rule, user_id, kind, occasion=occasion, occurred_at_ms=now_ms, checks=rule.check(count, total),
+                count=count, total=total, contributions=by_user.get(user_id, ()), period=period,
+            )
+        )
+    return PeriodResult(period, totals, qualified, tuple(outcomes))
+
+
+def _met(rule: Rule, totals: pd.DataFrame) -> pd.Series:
+    """Every configured condition, per user (count AND sum), compared exactly."""
+    met = pd.Series(True, index=totals.index, dtype=bool)
+    for column, condition in (("count", rule.count), ("sum", rule.sum)):
+        if condition is not None:
+            op, target = condition.operator, condition.target
+            met &= totals[column].map(lambda value, op=op, target=target: op.holds(value, target)).astype(bool)
+    return met
+
+
+def _contributions_by_user(
+    events: pd.DataFrame, period: Period, users: frozenset[str]
+) -> dict[str, tuple[Contribution, ...]]:
+    """The latest contributing events of the given users, for evidence."""
+    if not users:
+        return {}
+    inside = events[
+        events["user_id"].isin(users)
+        & (events["timestamp_ms"] >= period.start_ms)
+        & (events["timestamp_ms"] < period.end_ms)
+    ].drop_duplicates("event_id")
+    latest = inside.sort_values(["user_id", "timestamp_ms", "event_id"]).groupby("user_id").tail(EVIDENCE_EVENTS)
+    return {
+        str(user_id): tuple(
+            Contribution(str(row.event_id), int(row.timestamp_ms), row.value) for row in rows.itertuples()
+        )
+        for user_id, rows in latest.groupby("user_id")
+    }

@@ -1,0 +1,66 @@
+"""SPEC 4.1: the per-event replay of an aggregate rule for one user, as one pure function."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from incremental_analytics.domain.events import Event
+from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution, Outcome, OutcomeKind, make_outcome
+from incremental_analytics.domain.rules import Rule, RuleType
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    """What is kept per (user, aggregate rule). `recent` holds the latest contributing events, for evidence."""
+
+    count: int = 0
+    sum: Decimal = Decimal(0)
+    cycle: int = 0
+    qualified: bool = False
+    recent: tuple[Contribution, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    state: CounterState
+    outcomes: tuple[Outcome, ...]
+
+
+def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event]) -> ReplayResult:
+    """Apply new, distinct, matching events in stream order; return the new state and what it caused.
+
+    The caller guarantees each event is new (deduplicated by event_id) and matches the rule.
+    """
+    if rule.type is not RuleType.AGGREGATE:
+        raise ValueError(f"rule {rule.rule_id} is a {rule.type} rule; only aggregate rules replay per event")
+    count, total, cycle, qualified, recent = state.count, state.sum, state.cycle, state.qualified, state.recent
+    outcomes: list[Outcome] = []
+    for event in events:
+        value = rule.value_of(event.metrics)
+        count += 1
+        total += value
+        recent = (*recent, Contribution(event.event_id, event.timestamp_ms, value))[-EVIDENCE_EVENTS:]
+        checks = rule.check(count, total)
+        met = all(check.holds for check in checks)
+        if rule.reset:
+            if met:
+                cycle += 1
+                outcomes.append(
+                    make_outcome(
+                        rule, user_id, OutcomeKind.REACHED, occasion=cycle, occurred_at_ms=event.timestamp_ms,
+                        checks=checks, count=count, total=total, contributions=recent,
+                    )
+                )
+                count, total, recent = 0, Decimal(0), ()
+        elif met and not qualified:
+            qualified = True
+            outcomes.append(
+                make_outcome(
+                    rule, user_id, OutcomeKind.QUALIFIED, occasion=None, occurred_at_ms=event.timestamp_ms,
+                    checks=checks, count=count, total=total, contributions=recent,
+                )
+            )
+    new_state = replace(state, count=count, sum=total, cycle=cycle, qualified=qualified, recent=recent)
+    return ReplayResult(new_state, tuple(outcomes))
