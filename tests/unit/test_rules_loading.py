@@ -38,7 +38,12 @@ def test_the_sample_honeycode_csv_loads_to_the_expected_rules(samples: Path) -> 
             start_date=dt.date(2021, 1, 1),
             finish_date=dt.date(2021, 2, 28),
         ),
-        Rule("aggregate-greenbutton", RuleType.AGGREGATE, "greenbutton", count=CountCondition(Operator.GREATER, 5)),
+        Rule(
+            "aggregate-greenbutton",
+            RuleType.AGGREGATE,
+            "greenbutton",
+            count=CountCondition(Operator.GREATER, 5),
+        ),
         Rule(
             "aggregate-redbutton",
             RuleType.AGGREGATE,
@@ -171,7 +176,8 @@ def test_every_problem_of_a_json_file_is_listed_with_its_path() -> None:
     with pytest.raises(RulesError) as raised:
         load_rules_file("rules.json", text)
     assert raised.value.problems == [
-        "rules[0].count.operator: 'more' is not one of equal, not_equal, greater, greater_or_equal, less, less_or_equal",
+        "rules[0].count.operator: 'more' is not one of "
+        "equal, not_equal, greater, greater_or_equal, less, less_or_equal",
         "rules[1].days: is required for window rules",
         "rules[1].rule_id: duplicate rule_id 'a' (also rules[0])",
         "rules[2].event_type: must not start with trk_ (those are the product's own outputs)",

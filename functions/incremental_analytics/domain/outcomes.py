@@ -28,7 +28,11 @@ class Contribution:
     value: Decimal
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "timestamp": iso_ms(self.timestamp_ms), "value": json_number(self.value)}
+        return {
+            "event_id": self.event_id,
+            "timestamp": iso_ms(self.timestamp_ms),
+            "value": json_number(self.value),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +90,13 @@ def make_outcome(
         output=rule.output,
         cycle=occasion if kind is OutcomeKind.REACHED and isinstance(occasion, int) else None,
         occurred_at=iso_ms(occurred_at_ms),
-        evidence=evidence(rule, checks, count, total, contributions, period),
+        evidence=evidence(rule, checks=checks, count=count, total=total, contributions=contributions, period=period),
     )
 
 
 def evidence(
     rule: Rule,
+    *,
     checks: Sequence[ConditionCheck],
     count: int,
     total: Decimal,
@@ -107,7 +112,9 @@ def evidence(
         "rule": {
             "type": rule.type.value,
             "event_type": rule.event_type,
-            "attribute": None if rule.attribute is None else {"name": rule.attribute.name, "value": rule.attribute.value},
+            "attribute": None
+            if rule.attribute is None
+            else {"name": rule.attribute.name, "value": rule.attribute.value},
             "reset": rule.reset,
             "counting_identity": rule.counting_identity,
         },

@@ -9,10 +9,17 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 import pandas as pd
 
-from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution, Outcome, OutcomeKind, make_outcome
+from incremental_analytics.domain.outcomes import (
+    EVIDENCE_EVENTS,
+    Contribution,
+    Outcome,
+    OutcomeKind,
+    make_outcome,
+)
 from incremental_analytics.domain.rules import Period, Rule, RuleType, epoch_ms
 
 EVENT_COLUMNS = ("user_id", "event_id", "timestamp_ms", "value")
@@ -94,20 +101,31 @@ def evaluate_period(
     before = frozenset(previously_qualified)
     occasion = occasion or now.astimezone(dt.UTC).isoformat()
     now_ms = epoch_ms(now)
-    by_user = _contributions_by_user(events, period, (qualified - before) | (before - qualified))
-
+    changed = (qualified - before) | (before - qualified)
+    by_user = _contributions_by_user(events, period, changed)
+    of_changed = totals[totals.index.isin(changed)]
+    figures: dict[str, tuple[int, Decimal]] = {
+        str(user): (int(count), cast(Decimal, total))
+        for user, count, total in zip(of_changed.index, of_changed["count"], of_changed["sum"], strict=True)
+    }
     outcomes: list[Outcome] = []
     for user_id, kind in sorted(
         [(user, OutcomeKind.QUALIFIED) for user in qualified - before]
         + [(user, OutcomeKind.DISQUALIFIED) for user in before - qualified]
     ):
-        count, total = (
-            (int(totals.at[user_id, "count"]), totals.at[user_id, "sum"]) if user_id in totals.index else (0, Decimal(0))
-        )
+        count, total = figures.get(user_id, (0, Decimal(0)))
         outcomes.append(
             make_outcome(
-                rule, user_id, kind, occasion=occasion, occurred_at_ms=now_ms, checks=rule.check(count, total),
-                count=count, total=total, contributions=by_user.get(user_id, ()), period=period,
+                rule,
+                user_id,
+                kind,
+                occasion=occasion,
+                occurred_at_ms=now_ms,
+                checks=rule.check(count, total),
+                count=count,
+                total=total,
+                contributions=by_user.get(user_id, ()),
+                period=period,
             )
         )
     return PeriodResult(period, totals, qualified, tuple(outcomes))
@@ -137,7 +155,8 @@ def _contributions_by_user(
     latest = inside.sort_values(["user_id", "timestamp_ms", "event_id"]).groupby("user_id").tail(EVIDENCE_EVENTS)
     return {
         str(user_id): tuple(
-            Contribution(str(row.event_id), int(row.timestamp_ms), row.value) for row in rows.itertuples()
+            Contribution(str(event_id), int(timestamp_ms), cast(Decimal, value))
+            for event_id, timestamp_ms, value in zip(rows["event_id"], rows["timestamp_ms"], rows["value"], strict=True)
         )
         for user_id, rows in latest.groupby("user_id")
     }

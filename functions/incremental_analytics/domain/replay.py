@@ -7,7 +7,13 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from incremental_analytics.domain.events import Event
-from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution, Outcome, OutcomeKind, make_outcome
+from incremental_analytics.domain.outcomes import (
+    EVIDENCE_EVENTS,
+    Contribution,
+    Outcome,
+    OutcomeKind,
+    make_outcome,
+)
 from incremental_analytics.domain.rules import Rule, RuleType
 
 
@@ -35,7 +41,13 @@ def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event
     """
     if rule.type is not RuleType.AGGREGATE:
         raise ValueError(f"rule {rule.rule_id} is a {rule.type} rule; only aggregate rules replay per event")
-    count, total, cycle, qualified, recent = state.count, state.sum, state.cycle, state.qualified, state.recent
+    count, total, cycle, qualified, recent = (
+        state.count,
+        state.sum,
+        state.cycle,
+        state.qualified,
+        state.recent,
+    )
     outcomes: list[Outcome] = []
     for event in events:
         value = rule.value_of(event.metrics)
@@ -49,8 +61,15 @@ def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event
                 cycle += 1
                 outcomes.append(
                     make_outcome(
-                        rule, user_id, OutcomeKind.REACHED, occasion=cycle, occurred_at_ms=event.timestamp_ms,
-                        checks=checks, count=count, total=total, contributions=recent,
+                        rule,
+                        user_id,
+                        OutcomeKind.REACHED,
+                        occasion=cycle,
+                        occurred_at_ms=event.timestamp_ms,
+                        checks=checks,
+                        count=count,
+                        total=total,
+                        contributions=recent,
                     )
                 )
                 count, total, recent = 0, Decimal(0), ()
@@ -58,8 +77,15 @@ def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event
             qualified = True
             outcomes.append(
                 make_outcome(
-                    rule, user_id, OutcomeKind.QUALIFIED, occasion=None, occurred_at_ms=event.timestamp_ms,
-                    checks=checks, count=count, total=total, contributions=recent,
+                    rule,
+                    user_id,
+                    OutcomeKind.QUALIFIED,
+                    occasion=None,
+                    occurred_at_ms=event.timestamp_ms,
+                    checks=checks,
+                    count=count,
+                    total=total,
+                    contributions=recent,
                 )
             )
     new_state = replace(state, count=count, sum=total, cycle=cycle, qualified=qualified, recent=recent)

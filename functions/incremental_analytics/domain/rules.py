@@ -169,7 +169,11 @@ class Rule:
 
     def to_dict(self) -> dict[str, Any]:
         """The rule in the rules-file form (SPEC 3), with every default written out."""
-        data: dict[str, Any] = {"rule_id": self.rule_id, "type": self.type.value, "event_type": self.event_type}
+        data: dict[str, Any] = {
+            "rule_id": self.rule_id,
+            "type": self.type.value,
+            "event_type": self.event_type,
+        }
         if self.attribute is not None:
             data["attribute"] = {"name": self.attribute.name, "value": self.attribute.value}
         if self.count is not None:

@@ -118,7 +118,9 @@ def validate_rule_dicts(
         rule_id = entry.get("rule_id") if isinstance(entry, Mapping) else None
         if isinstance(rule_id, str):
             if rule_id in first_index:
-                problems.append(Problem(("rule_id",), f"duplicate rule_id {rule_id!r} (also {where(first_index[rule_id])})"))
+                problems.append(
+                    Problem(("rule_id",), f"duplicate rule_id {rule_id!r} (also {where(first_index[rule_id])})")
+                )
             else:
                 first_index[rule_id] = index
         if problems:
@@ -142,19 +144,22 @@ def _describe(error: jsonschema.ValidationError, entry: Any) -> list[Problem]:
     """Turn one schema error into problems a rule author can act on."""
     path = tuple(error.absolute_path)
     kind = error.validator
+    expected: Any = error.validator_value
+    schema: Any = error.schema
     if kind == "required":
         instance = error.instance if isinstance(error.instance, Mapping) else {}
-        missing = [name for name in error.validator_value if name not in instance]
+        missing = [name for name in expected if name not in instance]
         rule_type = entry.get("type") if isinstance(entry, Mapping) else None
         suffix = f" for {rule_type} rules" if path == () and rule_type in ("date", "window") else ""
         return [Problem((*path, name), f"is required{suffix}") for name in missing]
     if kind == "additionalProperties":
-        allowed = set(error.schema.get("properties", {}))
-        return [Problem((*path, name), "unknown field") for name in error.instance if name not in allowed]
+        allowed = set(schema.get("properties", {}))
+        instance = error.instance if isinstance(error.instance, Mapping) else {}
+        return [Problem((*path, name), "unknown field") for name in instance if name not in allowed]
     if kind == "anyOf" and path == ():
         return [Problem((), "needs a count or a sum condition (or both)")]
     if kind == "enum":
-        return [Problem(path, f"{error.instance!r} is not one of {', '.join(error.validator_value)}")]
+        return [Problem(path, f"{error.instance!r} is not one of {', '.join(expected)}")]
     if kind == "const" or (kind == "not" and error.validator_value == {}):
         rule_type = entry.get("type") if isinstance(entry, Mapping) else "this"
         return [Problem(path, f"not allowed for {rule_type} rules")]
@@ -199,9 +204,12 @@ def _semantic_problems(entry: Any) -> list[Problem]:
     if isinstance(timezone, str) and timezone and not _is_time_zone(timezone):
         problems.append(Problem(("timezone",), f"{timezone!r} is not an IANA time zone name"))
     total = entry.get("sum")
-    if isinstance(total, Mapping) and isinstance(total.get("target"), Decimal | float):
-        if not to_decimal(total["target"]).is_finite():
-            problems.append(Problem(("sum", "target"), "must be a finite number"))
+    if (
+        isinstance(total, Mapping)
+        and isinstance(total.get("target"), Decimal | float)
+        and not to_decimal(total["target"]).is_finite()
+    ):
+        problems.append(Problem(("sum", "target"), "must be a finite number"))
     return problems
 
 
@@ -400,7 +408,10 @@ def _row_to_rule(cells: Mapping[str, str]) -> tuple[dict[str, Any] | None, list[
         operator = _OPERATORS.get(raw_operator.replace(" ", "_"))
         if operator is None:
             problems.append(
-                (operator_column, f"{cells[operator_column]!r} is not an operator (greater, smaller, equal, na, ...)")
+                (
+                    operator_column,
+                    f"{cells[operator_column]!r} is not an operator (greater, smaller, equal, na, ...)",
+                )
             )
         target, target_problem = parse_target(cells[target_column])
         if target_problem:

@@ -1,0 +1,30 @@
+"""`make bench`: print the product's figures as tables. Figures only: nothing here passes or fails."""
+
+from __future__ import annotations
+
+import platform
+
+import inprocess
+
+
+def _table(title: str, rows: list[dict[str, object]]) -> None:
+    print(f"\n{title}")
+    if not rows:
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.rjust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).rjust(widths[c]) for c in columns))
+
+
+def main() -> None:
+    print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
+    _table(
+        "In-process: normalise + match + replay, 20,000 events from 500 users, batches of 100 (median of 5 runs)",
+        inprocess.main(),
+    )
+
+
+if __name__ == "__main__":
+    main()

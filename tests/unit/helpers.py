@@ -1,0 +1,28 @@
+"""Small builders shared by the pure tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from incremental_analytics.domain.events import Event
+
+BASE_MS = 1_612_130_400_000  # 2021-01-31T22:00:00Z
+
+
+def event(
+    n: int,
+    *,
+    user: str = "u1",
+    event_type: str = "click",
+    value: str | None = None,
+    attributes: dict[str, str] | None = None,
+    timestamp_ms: int | None = None,
+) -> Event:
+    return Event(
+        event_id=f"{user}-{event_type}-{n}",
+        user_id=user,
+        event_type=event_type,
+        timestamp_ms=BASE_MS + n * 1000 if timestamp_ms is None else timestamp_ms,
+        attributes=attributes or {},
+        metrics={} if value is None else {"price": Decimal(value)},
+    )

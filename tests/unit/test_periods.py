@@ -1,0 +1,214 @@
+"""SPEC 4.2: date and window rules, evaluated per user over their period with pandas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from incremental_analytics.domain.outcomes import OutcomeKind
+from incremental_analytics.domain.periods import empty_events, evaluate_period, totals_per_user
+from incremental_analytics.domain.rules import (
+    CountCondition,
+    Operator,
+    Rule,
+    RuleType,
+    SumCondition,
+    epoch_ms,
+)
+
+UTC = dt.UTC
+GREENBUTTON_DATE = Rule(
+    "date-greenbutton",
+    RuleType.DATE,
+    "greenbutton",
+    sum=SumCondition(Operator.GREATER, Decimal(500)),
+    start_date=dt.date(2021, 1, 1),
+    finish_date=dt.date(2021, 2, 1),
+)
+LATER = dt.datetime(2021, 3, 1, tzinfo=UTC)
+
+
+def _events(*rows: tuple[str, dt.datetime, str]) -> pd.DataFrame:
+    if not rows:
+        return empty_events()
+    return pd.DataFrame(
+        {
+            "user_id": [user for user, _, _ in rows],
+            "event_id": [f"{user}-{n}" for n, (user, _, _) in enumerate(rows)],
+            "timestamp_ms": [epoch_ms(at) for _, at, _ in rows],
+            "value": [Decimal(value) for _, _, value in rows],
+        }
+    )
+
+
+def test_guide_case_3_date_rule_includes_both_end_dates_and_excludes_the_day_after() -> None:
+    events = _events(
+        ("start", dt.datetime(2021, 1, 1, tzinfo=UTC), "501"),
+        ("finish", dt.datetime(2021, 2, 1, 23, 59, 59, 999000, tzinfo=UTC), "300"),
+        ("finish", dt.datetime(2021, 1, 15, tzinfo=UTC), "201"),
+        ("after", dt.datetime(2021, 2, 2, tzinfo=UTC), "1000"),
+        ("before", dt.datetime(2020, 12, 31, 23, 59, 59, 999000, tzinfo=UTC), "1000"),
+        ("exactly", dt.datetime(2021, 1, 20, tzinfo=UTC), "500"),
+    )
+    result = evaluate_period(GREENBUTTON_DATE, LATER, events)
+    assert result.qualified == {"start", "finish"}
+    assert sorted(result.totals.index) == ["exactly", "finish", "start"]
+    assert [(o.user_id, o.kind, o.output) for o in result.outcomes] == [
+        ("finish", OutcomeKind.QUALIFIED, "trk_date_greenbutton"),
+        ("start", OutcomeKind.QUALIFIED, "trk_date_greenbutton"),
+    ]
+    finish = result.outcomes[0]
+    assert finish.evidence["period"] == {
+        "start": "2021-01-01T00:00:00.000Z",
+        "end": "2021-02-02T00:00:00.000Z",
+        "timezone": "UTC",
+    }
+    assert finish.evidence["sum"] == 501 and finish.evidence["count"] == 2
+    assert [e["timestamp"] for e in finish.evidence["events"]] == [
+        "2021-01-15T00:00:00.000Z",
+        "2021-02-01T23:59:59.999Z",
+    ]
+
+
+def test_boundaries_follow_the_rule_timezone() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    rule = Rule(
+        "d",
+        RuleType.DATE,
+        "x",
+        count=CountCondition(Operator.GREATER_OR_EQUAL, 1),
+        start_date=dt.date(2021, 1, 1),
+        finish_date=dt.date(2021, 2, 1),
+        timezone="Europe/Paris",
+    )
+    events = _events(
+        ("first-instant", dt.datetime(2021, 1, 1, tzinfo=paris), "1"),
+        ("last-instant", dt.datetime(2021, 2, 1, 23, 59, 59, 999000, tzinfo=paris), "1"),
+        ("instant-after", dt.datetime(2021, 2, 2, tzinfo=paris), "1"),
+        ("instant-before", dt.datetime(2020, 12, 31, 23, 59, 59, 999000, tzinfo=paris), "1"),
+        # 2021-02-01T23:30Z is already 2 February in Paris: outside.
+        ("utc-last-day", dt.datetime(2021, 2, 1, 23, 30, tzinfo=UTC), "1"),
+    )
+    assert evaluate_period(rule, LATER, events).qualified == {"first-instant", "last-instant"}
+
+
+def test_a_rolling_window_qualifies_then_disqualifies_as_it_moves_on() -> None:
+    rule = Rule("w", RuleType.WINDOW, "app_open", count=CountCondition(Operator.GREATER_OR_EQUAL, 3), days=7)
+    start = dt.datetime(2021, 1, 1, 12, tzinfo=UTC)
+    events = _events(*[("u1", start + dt.timedelta(days=n), "0") for n in range(3)], ("u2", start, "0"))
+    day_3 = evaluate_period(rule, start + dt.timedelta(days=3), events)
+    assert day_3.qualified == {"u1"}
+    assert [(o.user_id, o.kind) for o in day_3.outcomes] == [("u1", OutcomeKind.QUALIFIED)]
+    day_8 = evaluate_period(rule, start + dt.timedelta(days=8), events, day_3.qualified)
+    assert day_8.qualified == frozenset()  # the first event left the window: 2 of 3
+    (lost,) = day_8.outcomes
+    assert (lost.user_id, lost.kind, lost.evidence["count"]) == ("u1", OutcomeKind.DISQUALIFIED, 2)
+    assert [c["holds"] for c in lost.evidence["conditions"]] == [False]
+    day_30 = evaluate_period(rule, start + dt.timedelta(days=30), events, {"u1"})
+    assert [(o.user_id, o.kind, o.evidence["count"]) for o in day_30.outcomes] == [("u1", OutcomeKind.DISQUALIFIED, 0)]
+
+
+def test_less_operators_and_negative_metrics_can_disqualify() -> None:
+    rule = Rule(
+        "d",
+        RuleType.DATE,
+        "refund",
+        sum=SumCondition(Operator.LESS, Decimal(0)),
+        start_date=dt.date(2021, 1, 1),
+        finish_date=dt.date(2021, 1, 31),
+    )
+    first = _events(("u1", dt.datetime(2021, 1, 2, tzinfo=UTC), "-19.99"))
+    assert evaluate_period(rule, LATER, first).qualified == {"u1"}
+    more = _events(
+        ("u1", dt.datetime(2021, 1, 2, tzinfo=UTC), "-19.99"),
+        ("u1", dt.datetime(2021, 1, 3, tzinfo=UTC), "19.99"),
+    )
+    result = evaluate_period(rule, LATER, more, {"u1"})
+    assert result.qualified == frozenset()
+    assert [(o.kind, o.evidence["sum"]) for o in result.outcomes] == [(OutcomeKind.DISQUALIFIED, 0)]
+
+
+def test_only_users_with_an_event_in_the_period_are_candidates() -> None:
+    rule = Rule(
+        "d",
+        RuleType.DATE,
+        "x",
+        count=CountCondition(Operator.LESS, 5),
+        start_date=dt.date(2021, 1, 1),
+        finish_date=dt.date(2021, 1, 31),
+    )
+    events = _events(
+        ("in", dt.datetime(2021, 1, 5, tzinfo=UTC), "1"), ("out", dt.datetime(2021, 3, 5, tzinfo=UTC), "1")
+    )
+    assert evaluate_period(rule, LATER, events).qualified == {"in"}
+
+
+def test_already_qualified_users_get_no_second_outcome() -> None:
+    events = _events(("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "600"))
+    assert evaluate_period(GREENBUTTON_DATE, LATER, events, {"u1"}).outcomes == ()
+
+
+def test_sums_are_exact() -> None:
+    rule = Rule(
+        "d",
+        RuleType.DATE,
+        "x",
+        sum=SumCondition(Operator.EQUAL, Decimal("0.3")),
+        start_date=dt.date(2021, 1, 1),
+        finish_date=dt.date(2021, 1, 31),
+    )
+    events = _events(
+        ("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "0.1"), ("u1", dt.datetime(2021, 1, 6, tzinfo=UTC), "0.2")
+    )
+    result = evaluate_period(rule, LATER, events)
+    assert result.qualified == {"u1"} and result.totals.at["u1", "sum"] == Decimal("0.3")
+
+
+def test_partial_totals_from_rolled_up_days_add_to_open_days() -> None:
+    partials = pd.DataFrame({"user_id": ["u1", "u2"], "count": [3, 1], "sum": [Decimal("450.5"), Decimal(10)]})
+    events = _events(
+        ("u1", dt.datetime(2021, 2, 1, tzinfo=UTC), "49.5"),
+        ("u1", dt.datetime(2021, 2, 1, 1, tzinfo=UTC), "0.01"),
+    )
+    result = evaluate_period(GREENBUTTON_DATE, LATER, events, partials=partials)
+    assert result.totals.loc["u1", "count"] == 5
+    assert result.totals.loc["u1", "sum"] == Decimal("500.01")
+    assert result.qualified == {"u1"}
+    (outcome,) = result.outcomes
+    assert outcome.evidence["events_total"] == 5 and len(outcome.evidence["events"]) == 2
+
+
+def test_duplicate_events_count_once() -> None:
+    events = _events(("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "300"))
+    doubled = pd.concat([events, events], ignore_index=True)
+    period = GREENBUTTON_DATE.period_at(LATER)
+    assert totals_per_user(doubled, period).loc["u1", "count"] == 1
+    assert evaluate_period(GREENBUTTON_DATE, LATER, doubled).qualified == frozenset()
+
+
+def test_outcome_ids_name_the_evaluation() -> None:
+    rule = Rule("w", RuleType.WINDOW, "x", count=CountCondition(Operator.GREATER_OR_EQUAL, 1), days=1)
+    events = _events(("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "1"))
+    now = dt.datetime(2021, 1, 5, 12, tzinfo=UTC)
+    first = evaluate_period(rule, now, events)
+    again = evaluate_period(rule, now, events)
+    later = evaluate_period(rule, now + dt.timedelta(hours=1), events)
+    assert first.outcomes[0].outcome_id == again.outcomes[0].outcome_id
+    assert first.outcomes[0].outcome_id != later.outcomes[0].outcome_id
+    assert first.outcomes[0].occurred_at == "2021-01-05T12:00:00.000Z"
+
+
+def test_nothing_to_evaluate() -> None:
+    result = evaluate_period(GREENBUTTON_DATE, LATER, empty_events(), {"gone"})
+    assert result.qualified == frozenset()
+    assert [(o.user_id, o.kind) for o in result.outcomes] == [("gone", OutcomeKind.DISQUALIFIED)]
+
+
+def test_aggregate_rules_have_no_period_evaluation() -> None:
+    rule = Rule("a", RuleType.AGGREGATE, "x", count=CountCondition(Operator.GREATER, 0))
+    with pytest.raises(ValueError, match="aggregate"):
+        evaluate_period(rule, LATER, empty_events())
