@@ -1,0 +1,200 @@
+"""The embedded local AWS: moto in-process, state machines executed, our Lambda handlers run in-process,
+fakes for the APIs moto lacks, and every request the product makes counted as `service.Operation`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.backend_index import backend_url_patterns
+from moto.server import ThreadedMotoServer
+
+from incremental_analytics_local import botocore_hooks, glue
+from incremental_analytics_local.botocore_hooks import uncounted
+from incremental_analytics_local.fakes import FakeCustomerProfiles, FakePinpoint
+from incremental_analytics_local.lambdas import LambdaRuntime
+
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+_MOTO_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+    "core": {"mock_credentials": True, "passthrough": {"urls": [], "services": []}, "reset_boto3_session": True},
+}
+
+
+class ExecutionTimeout(TimeoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    arn: str
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+    output: Any
+    error: str | None
+    cause: str | None
+    seconds: float
+
+
+class LocalAws:
+    """Start with `with LocalAws() as aws:`; everything made inside lives until the block ends."""
+
+    def __init__(self, *, region: str = DEFAULT_REGION, time_scale: float = 1.0) -> None:
+        self.region = region
+        self.time_scale = time_scale
+        self.lambdas = LambdaRuntime()
+        self.pinpoint = FakePinpoint()
+        self.profiles = FakeCustomerProfiles()
+        self._mock: Any = None
+        self._clients: dict[str, Any] = {}
+        self._saved_environment: dict[str, str | None] = {}
+        self._server: Any = None
+        self.endpoint_url = ""
+
+    # -- life cycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> LocalAws:
+        variables = {
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "MOTO_ACCOUNT_ID": ACCOUNT_ID,
+            # botocore 1.44 with moto's DynamoDB Streams needs this.
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        }
+        self._saved_environment = {name: os.environ.get(name) for name in variables}
+        os.environ.update(variables)
+        glue.apply()
+        glue.clear_client_cache()
+        glue.time_scale.factor = self.time_scale
+        botocore_hooks.install()
+        self._mock = mock_aws(config=_MOTO_CONFIG)
+        self._mock.start()
+        botocore_hooks.activate(
+            {"lambda": self.lambdas, "pinpoint": self.pinpoint, "customer-profiles": self.profiles},
+            answered_by_moto=answered_by_moto,
+        )
+        return self
+
+    def serve(self, port: int = 0) -> str:
+        """Also answer on http://127.0.0.1:PORT (0: a free port), for the AWS CLI or boto3 in another process.
+
+        Requests there reach the same resources; the Pinpoint and Customer Profiles fakes and the in-process
+        Lambda functions answer only calls made inside this process (the product's own, and its state machines').
+        """
+        if self._server is None:
+            if port == 0:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    port = probe.getsockname()[1]
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            self._server.start()
+            self.endpoint_url = f"http://127.0.0.1:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        botocore_hooks.deactivate()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        glue.clear_client_cache()
+        glue.time_scale.factor = 1.0
+        self._clients.clear()
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- clients and counts --------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on the local AWS (one per service, reused)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region)
+        return self._clients[service]
+
+    def request_counts(self) -> dict[str, int]:
+        """Every request the product made since the last reset, as `service.Operation` -> count."""
+        return botocore_hooks.request_counts()
+
+    def reset_request_counts(self) -> None:
+        botocore_hooks.reset_counts()
+
+    @staticmethod
+    @contextmanager
+    def uncounted() -> Iterator[None]:
+        with uncounted():
+            yield
+
+    # -- executions ----------------------------------------------------------------------------------------
+
+    def start_sync_execution(
+        self, state_machine_arn: str, payload: Any, *, name: str, deadline_seconds: float = 300
+    ) -> ExecutionResult:
+        """What `StartSyncExecution` does (moto lacks it): start, then poll with a deadline. Counted as one call."""
+        with uncounted():
+            botocore_hooks.count("stepfunctions.StartSyncExecution")
+            started = self.client("stepfunctions").start_execution(
+                stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
+            )
+        return self.wait_for_execution(started["executionArn"], deadline_seconds=deadline_seconds)
+
+    def wait_for_execution(self, execution_arn: str, *, deadline_seconds: float = 300) -> ExecutionResult:
+        started = time.monotonic()
+        deadline = started + deadline_seconds
+        pause = 0.002
+        with uncounted():
+            while True:
+                described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+                if described["status"] != "RUNNING":
+                    output = described.get("output")
+                    return ExecutionResult(
+                        arn=execution_arn,
+                        status=described["status"],
+                        output=None if output is None else json.loads(output),
+                        error=described.get("error"),
+                        cause=described.get("cause"),
+                        seconds=time.monotonic() - started,
+                    )
+                if time.monotonic() > deadline:
+                    raise ExecutionTimeout(f"{execution_arn} still running after {deadline_seconds} s")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's history events, oldest first (every page)."""
+        with uncounted():
+            paginator = self.client("stepfunctions").get_paginator("get_execution_history")
+            return [event for page in paginator.paginate(executionArn=execution_arn) for event in page["events"]]
+
+    def entered_states(self, execution_arn: str) -> list[str]:
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.history(execution_arn)
+            if "stateEnteredEventDetails" in event
+        ]
+
+
+def answered_by_moto(url: str) -> bool:
+    """Whether moto has a backend for a request URL (what its own interception matches on)."""
+    return any(pattern.match(url) for _, pattern in backend_url_patterns)

@@ -1,0 +1,222 @@
+"""Small patches to moto's Step Functions interpreter, each for one gap measured in moto 5.2.5.
+
+Every patch here has a canary test in tests/functional/test_local_glue.py that fails if a moto upgrade changes
+what it relies on. The moto pin in pyproject.toml is exact for that reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import sys
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import botocore.session
+import moto
+from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import BotocoreStubber
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import StreamShard
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service,
+    state_task_service_aws_sdk,
+    state_task_service_sfn,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+MOTO_VERSION = "5.2.5"
+
+
+class TimeScale:
+    """How much of a Retry backoff or Wait really passes: 1.0 is real time, 0.001 a thousandth of it."""
+
+    def __init__(self) -> None:
+        self.factor = 1.0
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds * self.factor))
+
+
+time_scale = TimeScale()
+_dynamodb_lock = threading.RLock()
+_applied: list[bool] = []  # one entry once the patches are in
+
+
+def apply() -> None:
+    """Apply every patch, once per process. Refuses to run on a moto other than the one they were written for."""
+    if _applied:
+        return
+    # A failed state is shown in the execution's history; moto also logs each one at length.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(f"the local engine's patches are for moto {MOTO_VERSION}, found {moto.__version__}")
+    _cache_task_clients()
+    _name_unnamed_executions()
+    _scale_retry_and_wait()
+    _serialise_dynamodb()
+    _map_more_sdk_services()
+    _sfn_parameter_casing()
+    _one_insert_per_creating_update()
+    _applied.append(True)
+
+
+def _cache_task_clients() -> None:
+    """moto builds a boto3 client for every Task it runs (tens of ms each): build one per (region, service)."""
+    original: Callable[..., Any] = moto_boto_client.boto_client_for
+
+    @functools.cache
+    def cached(region: str, service: str) -> Any:
+        return original(region=region, service=service)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return cached(region, service)
+
+    boto_client_for.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def clear_client_cache() -> None:
+    """Clients are bound to one mock session: a new engine starts with none."""
+    cache_clear = getattr(getattr(state_task_service_aws_sdk, "boto_client_for", None), "cache_clear", None)
+    if cache_clear is not None:
+        cache_clear()
+
+
+def _name_unnamed_executions() -> None:
+    """An execution started without a name gets an ARN ending in `:None`, so a second one collides."""
+    original = StepFunctionsParserBackend.start_execution
+
+    @functools.wraps(original)
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _scale_retry_and_wait() -> None:
+    """Retry backoff and Wait states really sleep; the engine scales them (tests use a tiny factor)."""
+    setattr(retrier_decl, "time", types.SimpleNamespace(sleep=time_scale.sleep))  # noqa: B010
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0:
+            env.program_state_event.wait(wait_seconds * time_scale.factor)
+
+    WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+
+
+def _serialise_dynamodb() -> None:
+    """Concurrent Map iterations writing one item lose updates in moto's in-memory DynamoDB: one at a time."""
+    original = BotocoreStubber.process_request
+
+    @functools.wraps(original)
+    def process_request(self: Any, request: Any) -> Any:
+        if "dynamodb" in request.url.split("/")[2]:
+            with _dynamodb_lock:
+                return original(self, request)
+        return original(self, request)
+
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+
+def _map_more_sdk_services() -> None:
+    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles."""
+    overrides: dict[str, str] = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
+    overrides["customerprofiles"] = "customer-profiles"
+    names: dict[str, str] = state_task_service_aws_sdk._SERVICE_ERROR_NAMES
+    names.update({"customerprofiles": "CustomerProfiles", "pinpoint": "Pinpoint", "events": "EventBridge"})
+    sdk = state_task_service_aws_sdk.StateTaskServiceAwsSdk
+    original = sdk._normalise_exception_name
+
+    @functools.wraps(original)
+    def _normalise_exception_name(norm_service_name: str, ex: Exception) -> str:
+        # An error code botocore has no class for arrives as ClientError: name it by its code, as AWS does.
+        if isinstance(ex, ClientError) and type(ex) is ClientError:
+            code = str(ex.response["Error"]["Code"])
+            return f"{norm_service_name}.{code if code.endswith('Exception') else code + 'Exception'}"
+        name: str = original(norm_service_name, ex)
+        return name
+
+    sdk._normalise_exception_name = staticmethod(_normalise_exception_name)  # type: ignore[method-assign]
+
+
+@functools.cache
+def _input_members(service: str, operation: str) -> dict[str, str]:
+    """lower-cased member name -> the member name of botocore's model for this operation's input."""
+    model = botocore.session.get_session().get_service_model(service).operation_model(operation)
+    return {name.lower(): name for name in model.input_shape.members} if model.input_shape else {}
+
+
+def _sfn_parameter_casing() -> None:
+    """Step Functions' own API has camelCase members (stateMachineArn); ASL passes StateMachineArn, which moto
+    hands to boto3 unchanged (moto issue 10076). Rename top-level keys to the model's members."""
+    for cls in (state_task_service_sfn.StateTaskServiceSfn, state_task_service_aws_sdk.StateTaskServiceAwsSdk):
+        original = cls._normalise_parameters
+
+        def _normalise_parameters(
+            self: Any,
+            parameters: dict[str, Any],
+            boto_service_name: str | None = None,
+            service_action_name: str | None = None,
+            _original: Any = original,
+        ) -> None:
+            _original(self, parameters, boto_service_name, service_action_name)
+            if self._get_boto_service_name(boto_service_name) != "stepfunctions":
+                return
+            action = service_action_name or self.resource.api_action
+            members = _input_members("stepfunctions", action[:1].upper() + action[1:])
+            for key in list(parameters):
+                target = members.get(key.lower())
+                if target is not None and target != key:
+                    parameters[target] = parameters.pop(key)
+
+        cls._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+
+    def _normalise_response(
+        self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+    ) -> None:
+        """Step Functions answers its integration with PascalCase keys and timestamps as text, not datetimes."""
+        if isinstance(response, dict):
+            for key in list(response):
+                value = response.pop(key)
+                response[key[:1].upper() + key[1:]] = value.isoformat() if isinstance(value, dt.datetime) else value
+
+    state_task_service_sfn.StateTaskServiceSfn._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+
+_updating = threading.local()
+
+
+def _one_insert_per_creating_update() -> None:
+    """An UpdateItem that creates its item puts the bare key first: moto's stream shows two INSERT records
+    (the key alone, then the item) where DynamoDB shows one. Drop the first."""
+    original_update = DynamoDBBackend.update_item
+    original_add = StreamShard.add
+
+    @functools.wraps(original_update)
+    def update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _updating.skip_bare_insert = True
+        try:
+            return original_update(self, *args, **kwargs)
+        finally:
+            _updating.skip_bare_insert = False
+
+    @functools.wraps(original_add)
+    def add(self: Any, old: Any, new: Any) -> None:
+        if old is None and getattr(_updating, "skip_bare_insert", False):
+            _updating.skip_bare_insert = False
+            return
+        original_add(self, old, new)
+
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    StreamShard.add = add  # type: ignore[method-assign]

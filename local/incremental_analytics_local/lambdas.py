@@ -1,0 +1,150 @@
+"""Lambda functions run in-process: a registry from function name and ARN to our handler.
+
+An invocation applies the function's environment, calls the handler with a Lambda-like context, and turns an
+exception into Lambda's error envelope (`errorType` = the exception's class name), so that a state machine's
+Retry and Catch match on it as they do on AWS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.response import StreamingBody
+
+from incremental_analytics_local.botocore_hooks import ServiceError
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class LocalFunction:
+    name: str
+    arn: str
+    handler: str  # dotted path: package.module.function
+    environment: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 30
+    memory_mb: int = 512
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    deadline_ms: int
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.deadline_ms - int(time.time() * 1000))
+
+
+class LambdaRuntime:
+    """Answers lambda:Invoke for the registered functions; other Lambda calls go to moto."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, LocalFunction] = {}
+        # Handlers share one process environment: invocations run one at a time, each with its own variables.
+        self._lock = threading.RLock()
+        self.invocations: dict[str, int] = {}
+
+    def register(self, function: LocalFunction) -> None:
+        _resolve(function.handler)  # fail at deploy time, not at the first event
+        self._functions[function.name] = function
+        self._functions[function.arn] = function
+
+    def functions(self) -> list[LocalFunction]:
+        return sorted({f.name: f for f in self._functions.values()}.values(), key=lambda f: f.name)
+
+    def find(self, name_or_arn: str) -> LocalFunction:
+        key = name_or_arn.split(":$LATEST", maxsplit=1)[0]
+        if key not in self._functions and key.startswith("arn:") and key.count(":") > 6:
+            key = key.rsplit(":", 1)[0]  # a qualified ARN
+        function = self._functions.get(key)
+        if function is None:
+            raise ServiceError("ResourceNotFoundException", f"Function not found: {name_or_arn}", 404)
+        return function
+
+    def __call__(self, operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if operation != "Invoke":
+            return None
+        function = self.find(str(params["FunctionName"]))
+        payload = params.get("Payload") or b"{}"
+        event = json.loads(payload.read() if hasattr(payload, "read") else payload)
+        result, error = self.invoke(function, event)
+        body = json.dumps(error if error is not None else result).encode()
+        response: dict[str, Any] = {
+            "StatusCode": 202 if params.get("InvocationType") == "Event" else 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": StreamingBody(io.BytesIO(body), len(body)),
+        }
+        if error is not None:
+            response["FunctionError"] = "Unhandled"
+        return response
+
+    def invoke(self, function: LocalFunction, event: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Run the handler; (result, None) or (None, Lambda's error envelope)."""
+        handler = _resolve(function.handler)
+        request_id = str(uuid.uuid4())
+        context = LambdaContext(
+            function_name=function.name,
+            invoked_function_arn=function.arn,
+            memory_limit_in_mb=function.memory_mb,
+            aws_request_id=request_id,
+            deadline_ms=int(time.time() * 1000) + function.timeout_seconds * 1000,
+            log_group_name=f"/aws/lambda/{function.name}",
+        )
+        with self._lock, _environment(function):
+            self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
+            try:
+                return handler(event, context), None
+            except Exception as error:  # every handler error becomes Lambda's envelope, as on AWS
+                return None, {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "requestId": request_id,
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                }
+
+
+def _resolve(dotted: str) -> Handler:
+    module_name, _, attribute = dotted.rpartition(".")
+    if not module_name:
+        raise ValueError(f"handler {dotted!r} is not module.function")
+    handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    return handler
+
+
+@contextmanager
+def _environment(function: LocalFunction) -> Iterator[None]:
+    variables = {
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        **function.environment,
+    }
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,0 +1,317 @@
+"""Emulators for what moto records but does not move: EventBridge Pipes and EventBridge Scheduler.
+
+A Pipe from a Kinesis stream (or a DynamoDB stream) to a state machine is driven here as the service would:
+batches of up to `BatchSize` records in shard order, in the Pipes event shape, `REQUEST_RESPONSE` through a
+synchronous start; a failed batch retried up to `MaximumRetryAttempts`, or, when
+`OnPartialBatchItemFailure` is `AUTOMATIC_BISECT` and it holds several records, split in two halves that are
+delivered in turn; a single record that still fails is described on the dead-letter queue.
+`redeliver` re-sends that fraction of successful batches (whole or split), as at-least-once delivery may.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from incremental_analytics_local.deploy import Pipe, Schedule
+from incremental_analytics_local.engine import ExecutionResult, LocalAws
+from incremental_analytics_local.event_patterns import matches
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/local-pipe"
+
+
+@dataclass
+class PipeReport:
+    """What a drain of a pipe did."""
+
+    records_read: int = 0
+    records_filtered_out: int = 0
+    batches: int = 0
+    redeliveries: int = 0
+    retries: int = 0
+    bisections: int = 0
+    dead_lettered_records: int = 0
+    executions: list[ExecutionResult] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for execution in self.executions if execution.status == "SUCCEEDED")
+
+
+@dataclass(frozen=True)
+class _Batch:
+    shard_id: str
+    records: tuple[dict[str, Any], ...]
+
+
+class PipeDriver:
+    """Drives one pipe: `drain()` delivers everything its source holds now, then returns what happened."""
+
+    def __init__(
+        self,
+        aws: LocalAws,
+        pipe: Pipe,
+        *,
+        redeliver: float = 0.0,
+        seed: int = 0,
+        wait_for_fire_and_forget: bool = True,
+    ) -> None:
+        self.aws = aws
+        self.pipe = pipe
+        self.redeliver = redeliver
+        self.random = random.Random(seed)
+        self.wait_for_fire_and_forget = wait_for_fire_and_forget
+        self._iterators: dict[str, str | None] = {}
+        self._executions = 0
+        parameters = pipe.source_parameters
+        self._source_kind = "kinesis" if ":kinesis:" in pipe.source else "dynamodb"
+        self._settings: Mapping[str, Any] = (
+            parameters.get("KinesisStreamParameters")
+            if self._source_kind == "kinesis"
+            else parameters.get("DynamoDBStreamParameters")
+        ) or {}
+        self._filters = [
+            json.loads(item["Pattern"]) for item in (parameters.get("FilterCriteria") or {}).get("Filters") or []
+        ]
+        target = pipe.target_parameters.get("StepFunctionStateMachineParameters") or {}
+        self._invocation = target.get("InvocationType", "FIRE_AND_FORGET")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._settings.get("BatchSize", 100))
+
+    @property
+    def max_retries(self) -> int:
+        # Pipes' default for stream sources is -1 (infinite); locally that would never end: treat it as 3.
+        value = int(self._settings.get("MaximumRetryAttempts", -1))
+        return 3 if value < 0 else value
+
+    def drain(self) -> PipeReport:
+        report = PipeReport()
+        for batch in self._batches(report):
+            report.batches += 1
+            self._deliver(batch, report)
+            if report.executions and report.executions[-1].status == "SUCCEEDED" and self._redeliver_now():
+                report.redeliveries += 1
+                if len(batch.records) > 1 and self.random.random() < 0.5:
+                    half = len(batch.records) // 2
+                    self._deliver(_Batch(batch.shard_id, batch.records[:half]), report)
+                    self._deliver(_Batch(batch.shard_id, batch.records[half:]), report)
+                else:
+                    self._deliver(batch, report)
+        return report
+
+    def _redeliver_now(self) -> bool:
+        return self.redeliver > 0 and self.random.random() < self.redeliver
+
+    # -- reading the source --------------------------------------------------------------------------------
+
+    def _batches(self, report: PipeReport) -> Iterator[_Batch]:
+        """Round-robin over the shards, one batch of one shard at a time, each shard in sequence order."""
+        with self.aws.uncounted():
+            shards = self._shards()
+        active = list(shards)
+        while active:
+            for shard_id in list(active):
+                with self.aws.uncounted():
+                    records = self._read(shard_id)
+                if not records:
+                    active.remove(shard_id)
+                    continue
+                report.records_read += len(records)
+                kept = tuple(record for record in records if self._passes(record))
+                report.records_filtered_out += len(records) - len(kept)
+                if kept:
+                    yield _Batch(shard_id, kept)
+
+    def _shards(self) -> list[str]:
+        if self._source_kind == "kinesis":
+            kinesis = self.aws.client("kinesis")
+            shards = kinesis.list_shards(StreamARN=self.pipe.source)["Shards"]
+        else:
+            streams = self.aws.client("dynamodbstreams")
+            shards = streams.describe_stream(StreamArn=self.pipe.source)["StreamDescription"]["Shards"]
+        return [shard["ShardId"] for shard in shards]
+
+    def _read(self, shard_id: str) -> list[dict[str, Any]]:
+        if self._source_kind == "kinesis":
+            return self._read_kinesis(shard_id)
+        return self._read_dynamodb(shard_id)
+
+    def _read_kinesis(self, shard_id: str) -> list[dict[str, Any]]:
+        kinesis = self.aws.client("kinesis")
+        iterator = self._iterators.get(shard_id)
+        if shard_id not in self._iterators:
+            iterator = kinesis.get_shard_iterator(
+                StreamARN=self.pipe.source, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        if iterator is None:
+            return []
+        answer = kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size, StreamARN=self.pipe.source)
+        self._iterators[shard_id] = answer.get("NextShardIterator")
+        return [self._kinesis_record(shard_id, record) for record in answer["Records"]]
+
+    def _kinesis_record(self, shard_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        arrival: dt.datetime = record["ApproximateArrivalTimestamp"]
+        return {
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{shard_id}:{record['SequenceNumber']}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": ROLE_ARN,
+            "awsRegion": self.aws.region,
+            "eventSourceARN": self.pipe.source,
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": record["PartitionKey"],
+            "sequenceNumber": record["SequenceNumber"],
+            "data": base64.b64encode(record["Data"]).decode(),
+            "approximateArrivalTimestamp": arrival.timestamp(),
+        }
+
+    def _read_dynamodb(self, shard_id: str) -> list[dict[str, Any]]:
+        streams = self.aws.client("dynamodbstreams")
+        iterator = self._iterators.get(shard_id)
+        if shard_id not in self._iterators:
+            iterator = streams.get_shard_iterator(
+                StreamArn=self.pipe.source, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        if iterator is None:
+            return []
+        answer = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+        self._iterators[shard_id] = answer.get("NextShardIterator") if answer["Records"] else None
+        records = []
+        for record in answer["Records"]:
+            change = dict(record["dynamodb"])
+            if isinstance(change.get("ApproximateCreationDateTime"), dt.datetime):
+                change["ApproximateCreationDateTime"] = change["ApproximateCreationDateTime"].timestamp()
+            records.append(
+                {
+                    "eventID": record["eventID"],
+                    "eventName": record["eventName"],
+                    "eventVersion": record.get("eventVersion", "1.1"),
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": self.aws.region,
+                    "dynamodb": change,
+                    "eventSourceARN": self.pipe.source,
+                }
+            )
+        return records
+
+    def _passes(self, record: Mapping[str, Any]) -> bool:
+        """Pipes' FilterCriteria: a record passes when any filter matches (Kinesis data matched as JSON)."""
+        if not self._filters:
+            return True
+        subject = dict(record)
+        if self._source_kind == "kinesis":
+            with contextlib.suppress(ValueError):
+                subject["data"] = json.loads(base64.b64decode(record["data"]))
+        return any(matches(pattern, subject) for pattern in self._filters)
+
+    # -- delivering ----------------------------------------------------------------------------------------
+
+    def _deliver(self, batch: _Batch, report: PipeReport) -> None:
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                report.retries += 1
+            result = self._invoke(batch, attempt)
+            report.executions.append(result)
+            if result.status == "SUCCEEDED":
+                return
+            bisect = self._settings.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT"
+            if bisect and len(batch.records) > 1:
+                report.bisections += 1
+                half = len(batch.records) // 2
+                self._deliver(_Batch(batch.shard_id, batch.records[:half]), report)
+                self._deliver(_Batch(batch.shard_id, batch.records[half:]), report)
+                return
+        report.dead_lettered_records += len(batch.records)
+        self._dead_letter(batch, attempts=self.max_retries + 1)
+
+    def _invoke(self, batch: _Batch, attempt: int) -> ExecutionResult:
+        self._executions += 1
+        first = batch.records[0].get("eventID", "")
+        digest = hashlib.sha256(f"{first}/{len(batch.records)}/{self._executions}".encode()).hexdigest()[:16]
+        name = f"{self.pipe.name[:40]}-{self._executions:06d}-{attempt}-{digest}"[:80]
+        payload = list(batch.records)
+        if self._invocation == "REQUEST_RESPONSE":
+            return self.aws.start_sync_execution(self.pipe.target, payload, name=name)
+        execution_arn = self.aws.client("stepfunctions").start_execution(
+            stateMachineArn=self.pipe.target, name=name, input=json.dumps(payload)
+        )["executionArn"]
+        if self.wait_for_fire_and_forget:
+            return self.aws.wait_for_execution(execution_arn)
+        return ExecutionResult(execution_arn, "SUCCEEDED", None, None, None, 0.0)
+
+    def _dead_letter(self, batch: _Batch, attempts: int) -> None:
+        dead_letter = (self._settings.get("DeadLetterConfig") or {}).get("Arn")
+        if not dead_letter:
+            return
+        records = batch.records
+        info_key = "KinesisBatchInfo" if self._source_kind == "kinesis" else "DDBStreamBatchInfo"
+        message = {
+            "context": {
+                "partnerResourceArn": self.pipe.target,
+                "condition": "RetryAttemptsExhausted",
+                "pipeArn": f"arn:aws:pipes:{self.aws.region}:123456789012:pipe/{self.pipe.name}",
+                "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                "approximateInvokeCount": attempts,
+            },
+            info_key: {
+                "shardId": batch.shard_id,
+                "startSequenceNumber": _sequence(records[0]),
+                "endSequenceNumber": _sequence(records[-1]),
+                "batchSize": len(records),
+                "streamArn": self.pipe.source,
+            },
+        }
+        with self.aws.uncounted():
+            sqs = self.aws.client("sqs")
+            name = dead_letter.rsplit(":", 1)[1]
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+
+
+def _sequence(record: Mapping[str, Any]) -> str:
+    if "sequenceNumber" in record:
+        return str(record["sequenceNumber"])
+    return str(record.get("dynamodb", {}).get("SequenceNumber", ""))
+
+
+class Scheduler:
+    """EventBridge Scheduler, on demand: `fire(schedule, at)` does what the schedule would do at that time."""
+
+    def __init__(self, aws: LocalAws) -> None:
+        self.aws = aws
+        self._fired = 0
+
+    def fire(self, schedule: Schedule, at: dt.datetime, *, wait: bool = True) -> ExecutionResult:
+        if schedule.state != "ENABLED":
+            raise ValueError(f"schedule {schedule.name} is {schedule.state}")
+        self._fired += 1
+        scheduled = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        execution_id = hashlib.sha256(f"{schedule.name}/{scheduled}/{self._fired}".encode()).hexdigest()[:32]
+        text = str(schedule.target.get("Input", "{}"))
+        for name, value in {
+            "<aws.scheduler.scheduled-time>": scheduled,
+            "<aws.scheduler.execution-id>": execution_id,
+            "<aws.scheduler.attempt-number>": "1",
+            "<aws.scheduler.schedule-arn>": f"arn:aws:scheduler:{self.aws.region}:123456789012:schedule/default/"
+            f"{schedule.name}",
+        }.items():
+            text = text.replace(name, value)
+        target = str(schedule.target["Arn"])
+        if ":states:" not in target:
+            raise ValueError(f"schedule {schedule.name}: only Step Functions targets are emulated, not {target}")
+        execution_arn = self.aws.client("stepfunctions").start_execution(
+            stateMachineArn=target, name=execution_id, input=text
+        )["executionArn"]
+        if wait:
+            return self.aws.wait_for_execution(execution_arn)
+        return ExecutionResult(execution_arn, "RUNNING", None, None, None, 0.0)

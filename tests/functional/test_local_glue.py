@@ -1,0 +1,169 @@
+"""Canaries for the local engine's patches to moto: each fails if a moto upgrade changes what a patch relies on,
+and each shows the patched behaviour working."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import boto3
+import moto
+import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.models import DynamoDBBackend
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as sdk_service,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from incremental_analytics_local import glue
+from incremental_analytics_local.deploy import Stack
+from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.pipes import PipeDriver
+from tests.functional.test_local_execution import _put
+
+ROLE = "arn:aws:iam::123456789012:role/r"
+
+
+def _machine(aws: LocalAws, name: str, definition: dict[str, object], kind: str = "STANDARD") -> str:
+    arn: str = aws.client("stepfunctions").create_state_machine(
+        name=name, roleArn=ROLE, type=kind, definition=json.dumps(definition)
+    )["stateMachineArn"]
+    return arn
+
+
+def test_the_moto_pin_is_the_one_the_patches_were_written_for() -> None:
+    assert moto.__version__ == glue.MOTO_VERSION
+
+
+def test_the_moto_source_the_patches_replace_is_unchanged() -> None:
+    # If one of these lines moves or changes in a moto upgrade, the patch above it must be revisited.
+    glue.apply()
+    assert "time.sleep(interval_seconds)" in inspect.getsource(retrier_decl)
+    assert "env.program_state_event.wait(wait_seconds)" in inspect.getsource(WaitFunction)
+    assert "table.put_item(data)" in inspect.getsource(DynamoDBBackend.update_item.__wrapped__)  # type: ignore[attr-defined]
+    assert "boto_client_for(" in inspect.getsource(sdk_service)
+    assert "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES" in inspect.getsource(sdk_service.StateTaskServiceAwsSdk.__mro__[2])
+
+
+def test_executions_started_without_a_name_get_distinct_arns(aws: LocalAws) -> None:
+    arn = _machine(aws, "unnamed", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    sfn = aws.client("stepfunctions")
+    first = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    second = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    assert first != second and not first.endswith(":None")
+
+
+def test_task_clients_are_built_once_per_service(aws: LocalAws) -> None:
+    make = sdk_service.boto_client_for
+    assert make.__qualname__.startswith("_cache_task_clients")  # the module's own reference was replaced
+    assert make(region="us-east-1", service="dynamodb") is make(region="us-east-1", service="dynamodb")
+
+
+def test_concurrent_map_iterations_do_not_lose_dynamodb_updates(aws: LocalAws) -> None:
+    aws.client("dynamodb").create_table(
+        TableName="hits",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    arn = _machine(
+        aws,
+        "adds",
+        {
+            "StartAt": "Each",
+            "States": {
+                "Each": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "MaxConcurrency": 40,
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "Add",
+                        "States": {
+                            "Add": {
+                                "Type": "Task",
+                                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                                "Parameters": {
+                                    "TableName": "hits",
+                                    "Key": {"pk": {"S": "one"}},
+                                    "UpdateExpression": "ADD n :one",
+                                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                                },
+                                "End": True,
+                            }
+                        },
+                    },
+                    "End": True,
+                }
+            },
+        },
+        kind="EXPRESS",
+    )
+    result = aws.start_sync_execution(arn, {"items": list(range(300))}, name="adds")
+    assert result.status == "SUCCEEDED"
+    item = aws.client("dynamodb").get_item(TableName="hits", Key={"pk": {"S": "one"}})["Item"]
+    assert item["n"] == {"N": "300"}
+
+
+def test_start_execution_parameters_and_output_have_the_aws_casing(aws: LocalAws, fixture_stack: Stack) -> None:
+    _put(aws, fixture_stack, ("u1", {"id": "casing"}))
+    (execution,) = PipeDriver(aws, fixture_stack.pipes["StreamPipe"]).drain().executions
+    assert set(execution.output["worker"]) == {"ExecutionArn", "StartDate"}
+    assert isinstance(execution.output["worker"]["StartDate"], str)
+    assert execution.output["worker"]["ExecutionArn"].endswith(execution.arn.rsplit(":", 1)[1])
+
+
+def test_a_creating_update_shows_one_insert_on_the_table_stream(aws: LocalAws) -> None:
+    dynamodb = aws.client("dynamodb")
+    description = dynamodb.create_table(
+        TableName="streamed",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]
+    for _ in range(2):
+        dynamodb.update_item(
+            TableName="streamed",
+            Key={"pk": {"S": "a"}},
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+    streams = aws.client("dynamodbstreams")
+    stream_arn = description["LatestStreamArn"]
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [record["eventName"] for record in records] == ["INSERT", "MODIFY"]
+    assert records[0]["dynamodb"]["NewImage"] == {"pk": {"S": "a"}, "n": {"N": "1"}}
+
+
+def test_a_service_the_local_aws_lacks_gives_a_clear_catchable_error(aws: LocalAws) -> None:
+    with pytest.raises(ClientError) as raised:
+        boto3.client("appflow", region_name=aws.region).list_flows()
+    assert raised.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "appflow.ListFlows: not available in the local AWS" in raised.value.response["Error"]["Message"]
+    arn = _machine(
+        aws,
+        "absent",
+        {
+            "StartAt": "Call",
+            "States": {
+                "Call": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:appflow:listFlows",
+                    "Parameters": {},
+                    "Catch": [{"ErrorEquals": ["appflow.UnknownOperationException"], "Next": "Caught"}],
+                    "End": True,
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    result = aws.wait_for_execution(aws.client("stepfunctions").start_execution(stateMachineArn=arn)["executionArn"])
+    assert result.status == "SUCCEEDED"
+    assert aws.entered_states(result.arn) == ["Call", "Caught"]
