@@ -33,7 +33,7 @@ format: setup ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 bench: setup ## Print the benchmark figures (no pass/fail)
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

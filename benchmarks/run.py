@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-import inprocess
+from benchmarks import inprocess, local_engine
 
 
 def _table(title: str, rows: list[dict[str, object]]) -> None:
@@ -23,6 +23,13 @@ def main() -> None:
     _table(
         "In-process: normalise + match + replay, 20,000 events from 500 users, batches of 100 (median of 5 runs)",
         inprocess.main(),
+    )
+    _table(
+        "Local AWS: start, and start + deploy the fixture template (median of 5, ms)", [local_engine.start_and_deploy()]
+    )
+    _table(
+        "Local AWS: the fixture's Express workflow over 300 records in batches of 10 (Task states per second)",
+        [local_engine.task_states_per_second()],
     )
 
 

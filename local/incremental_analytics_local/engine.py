@@ -162,24 +162,22 @@ class LocalAws:
     def wait_for_execution(self, execution_arn: str, *, deadline_seconds: float = 300) -> ExecutionResult:
         started = time.monotonic()
         deadline = started + deadline_seconds
-        pause = 0.002
+        while glue.execution_running(ACCOUNT_ID, self.region, execution_arn):
+            if time.monotonic() > deadline:
+                raise ExecutionTimeout(f"{execution_arn} still running after {deadline_seconds} s")
+            time.sleep(0.001)
+        seconds = time.monotonic() - started
         with uncounted():
-            while True:
-                described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
-                if described["status"] != "RUNNING":
-                    output = described.get("output")
-                    return ExecutionResult(
-                        arn=execution_arn,
-                        status=described["status"],
-                        output=None if output is None else json.loads(output),
-                        error=described.get("error"),
-                        cause=described.get("cause"),
-                        seconds=time.monotonic() - started,
-                    )
-                if time.monotonic() > deadline:
-                    raise ExecutionTimeout(f"{execution_arn} still running after {deadline_seconds} s")
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+            described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        output = described.get("output")
+        return ExecutionResult(
+            arn=execution_arn,
+            status=described["status"],
+            output=None if output is None else json.loads(output),
+            error=described.get("error"),
+            cause=described.get("cause"),
+            seconds=seconds,
+        )
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """The execution's history events, oldest first (every page)."""

@@ -24,6 +24,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_aws_sdk,
@@ -31,7 +32,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
-from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
+
+from incremental_analytics_local import dynamodb_transactions
 
 MOTO_VERSION = "5.2.5"
 
@@ -66,6 +69,8 @@ def apply() -> None:
     _map_more_sdk_services()
     _sfn_parameter_casing()
     _one_insert_per_creating_update()
+    _transactions_without_table_copies()
+    _parse_each_definition_once()
     _applied.append(True)
 
 
@@ -220,3 +225,26 @@ def _one_insert_per_creating_update() -> None:
 
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     StreamShard.add = add  # type: ignore[method-assign]
+
+
+def execution_running(account_id: str, region: str, execution_arn: str) -> bool:
+    """Whether an execution is still running, read from moto's backend: polling through the API costs a
+    request's serialisation (about 10 ms) each time, and competes with the execution for the interpreter."""
+    backend = stepfunctions_parser_backends[account_id][region]
+    execution = backend.describe_execution(execution_arn)
+    status = getattr(execution, "exec_status", None)
+    return status is None or execution.status == "RUNNING"
+
+
+def _transactions_without_table_copies() -> None:
+    """TransactWriteItems copies every table it touches, whole: use an undo log of the touched items."""
+    original = DynamoDBBackend.transact_write_items
+    replacement = functools.wraps(original)(dynamodb_transactions.transact_write_items)
+    DynamoDBBackend.transact_write_items = replacement  # type: ignore[method-assign]
+
+
+def _parse_each_definition_once() -> None:
+    """Every execution re-parses its definition with ANTLR (about a third of a short execution's time).
+    The parsed program keeps per-run state in the execution's environment, not in itself: reuse it."""
+    original = AmazonStateLanguageParser.parse
+    AmazonStateLanguageParser.parse = staticmethod(functools.lru_cache(maxsize=256)(original))  # type: ignore[method-assign]

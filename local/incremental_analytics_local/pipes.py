@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import random
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,9 +237,8 @@ class PipeDriver:
 
     def _invoke(self, batch: _Batch, attempt: int) -> ExecutionResult:
         self._executions += 1
-        first = batch.records[0].get("eventID", "")
-        digest = hashlib.sha256(f"{first}/{len(batch.records)}/{self._executions}".encode()).hexdigest()[:16]
-        name = f"{self.pipe.name[:40]}-{self._executions:06d}-{attempt}-{digest}"[:80]
+        # Unique across drivers and redeliveries, readable in a listing: pipe, delivery number, attempt.
+        name = f"{self.pipe.name[:36]}-{self._executions:06d}-{attempt}-{uuid.uuid4().hex[:16]}"
         payload = list(batch.records)
         if self._invocation == "REQUEST_RESPONSE":
             return self.aws.start_sync_execution(self.pipe.target, payload, name=name)

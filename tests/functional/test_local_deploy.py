@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def test_streams_queues_buses_functions_and_state_machines(aws: LocalAws, fixtur
     assert greet.handler == "tests.functional.fixture_handlers.greet"
     assert greet.environment == {"COUNTERS_TABLE": fixture_stack.ref("Counters"), "GREETING": "hello"}
     assert greet.timeout_seconds == 10  # from Globals
+    bucket = fixture_stack.ref("Uploads")
+    assert bucket == bucket.lower() and bucket.startswith("fx-uploads-")
+    assert aws.client("s3").head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    rule = aws.client("events").describe_rule(Name=fixture_stack.ref("UploadRule"))
+    assert json.loads(rule["EventPattern"])["detail"] == {"bucket": {"name": [bucket]}}
+    (target,) = aws.client("events").list_targets_by_rule(Rule=fixture_stack.ref("UploadRule"))["Targets"]
+    assert target["Arn"] == fixture_stack.ref("Worker")
     assert set(fixture_stack.pipes) == {"StreamPipe", "CountersPipe"}
     assert fixture_stack.pipes["StreamPipe"].target == fixture_stack.ref("Ingest")
     assert fixture_stack.schedules["Hourly"].expression == "rate(1 hour)"

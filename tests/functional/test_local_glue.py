@@ -3,6 +3,7 @@ and each shows the patched behaviour working."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 
@@ -105,6 +106,15 @@ def test_concurrent_map_iterations_do_not_lose_dynamodb_updates(aws: LocalAws) -
     assert result.status == "SUCCEEDED"
     item = aws.client("dynamodb").get_item(TableName="hits", Key={"pk": {"S": "one"}})["Item"]
     assert item["n"] == {"N": "300"}
+    # Executions of one definition share its parsed program: five at once still each do all their work.
+    sfn = aws.client("stepfunctions")
+    started = [
+        sfn.start_execution(stateMachineArn=arn, name=f"adds-{n}", input=json.dumps({"items": list(range(50))}))
+        for n in range(5)
+    ]
+    assert {aws.wait_for_execution(run["executionArn"]).status for run in started} == {"SUCCEEDED"}
+    item = aws.client("dynamodb").get_item(TableName="hits", Key={"pk": {"S": "one"}})["Item"]
+    assert item["n"] == {"N": "550"}
 
 
 def test_start_execution_parameters_and_output_have_the_aws_casing(aws: LocalAws, fixture_stack: Stack) -> None:
@@ -113,6 +123,78 @@ def test_start_execution_parameters_and_output_have_the_aws_casing(aws: LocalAws
     assert set(execution.output["worker"]) == {"ExecutionArn", "StartDate"}
     assert isinstance(execution.output["worker"]["StartDate"], str)
     assert execution.output["worker"]["ExecutionArn"].endswith(execution.arn.rsplit(":", 1)[1])
+
+
+def test_transactions_roll_back_only_what_they_touched(aws: LocalAws) -> None:
+    from incremental_analytics_local import dynamodb_transactions
+
+    assert (
+        hashlib.sha256(inspect.getsource(DynamoDBBackend.transact_write_items.__wrapped__).encode()).hexdigest()  # type: ignore[attr-defined]
+        == dynamodb_transactions.MOTO_SOURCE_SHA256
+    ), "moto's transact_write_items changed: compare it with dynamodb_transactions.py"
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="tx",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    dynamodb.create_table(
+        TableName="flat",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="flat", Item={"pk": {"S": "h"}, "v": {"N": "1"}})
+    dynamodb.put_item(TableName="tx", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "1"}})
+    dynamodb.put_item(TableName="tx", Item={"pk": {"S": "b"}, "sk": {"S": "1"}, "v": {"N": "1"}})
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "tx", "Item": {"pk": {"S": "new"}, "sk": {"S": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": "tx",
+                        "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                        "UpdateExpression": "ADD v :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Delete": {"TableName": "tx", "Key": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": "flat",
+                        "Key": {"pk": {"S": "h"}},
+                        "UpdateExpression": "ADD v :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Put": {"TableName": "flat", "Item": {"pk": {"S": "fresh"}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": "tx",
+                        "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    reasons = [reason["Code"] for reason in raised.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "None", "None", "None", "ConditionalCheckFailed"]
+    items = sorted((item["pk"]["S"], item["v"]["N"]) for item in dynamodb.scan(TableName="tx")["Items"])
+    assert items == [("a", "1"), ("b", "1")]
+    assert dynamodb.scan(TableName="flat")["Items"] == [{"pk": {"S": "h"}, "v": {"N": "1"}}]
+    stream_arn = dynamodb.describe_table(TableName="tx")["Table"]["LatestStreamArn"]
+    streams = aws.client("dynamodbstreams")
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    assert len(streams.get_records(ShardIterator=iterator)["Records"]) == 2  # the two puts, nothing cancelled
 
 
 def test_a_creating_update_shows_one_insert_on_the_table_stream(aws: LocalAws) -> None:
