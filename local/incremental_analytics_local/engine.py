@@ -17,6 +17,7 @@ from moto import mock_aws
 from moto.backend_index import backend_url_patterns
 from moto.server import ThreadedMotoServer
 
+from incremental_analytics.adapters.aws_clients import forget_clients
 from incremental_analytics_local import botocore_hooks, glue
 from incremental_analytics_local.botocore_hooks import uncounted
 from incremental_analytics_local.fakes import FakeCustomerProfiles, FakePinpoint
@@ -76,6 +77,7 @@ class LocalAws:
         os.environ.update(variables)
         glue.apply()
         glue.clear_client_cache()
+        forget_clients()  # the product's own clients belong to the previous local AWS
         glue.time_scale.factor = self.time_scale
         botocore_hooks.install()
         self._mock = mock_aws(config=_MOTO_CONFIG)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 import sys
 import threading
 import time
@@ -24,6 +25,9 @@ from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.generic.string_format import (
+    StringFormat,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_aws_sdk,
@@ -32,6 +36,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 
 from incremental_analytics_local import dynamodb_transactions
@@ -71,6 +77,10 @@ def apply() -> None:
     _one_insert_per_creating_update()
     _transactions_without_table_copies()
     _parse_each_definition_once()
+    _format_escapes()
+    _definite_json_paths()
+    _json_ready_sdk_responses()
+    _start_time_as_text()
     _applied.append(True)
 
 
@@ -248,3 +258,102 @@ def _parse_each_definition_once() -> None:
     The parsed program keeps per-run state in the execution's environment, not in itself: reuse it."""
     original = AmazonStateLanguageParser.parse
     AmazonStateLanguageParser.parse = staticmethod(functools.lru_cache(maxsize=256)(original))  # type: ignore[method-assign]
+
+
+def _python_format(template: str) -> str:
+    """An ASL States.Format template as a Python format string: `\\{` and `\\}` are literal braces in ASL.
+
+    moto hands over the literal as it stands in the definition's JSON text, its backslashes still doubled.
+    """
+    template = template.replace("\\\\", "\\")
+    out: list[str] = []
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if char == "\\" and index + 1 < len(template):
+            escaped = template[index + 1]
+            out.append({"{": "{{", "}": "}}"}.get(escaped, escaped))
+            index += 2
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
+
+
+def _format_escapes() -> None:
+    """States.Format's escapes (`\\{`, `\\}`, `\\'`, `\\\\`) reach Python's str.format unchanged in moto, which
+    then fails on the brace. Turn them into str.format's own escapes first."""
+    original = StringFormat._eval_body
+
+    @functools.wraps(original)
+    def _eval_body(self: Any, env: Any) -> None:
+        self.argument_list.eval(env=env)
+        args = env.stack.pop()
+        values = map(self._to_str_repr, args[1:])
+        env.stack.append(_python_format(str(args[0])).format(*values))
+
+    StringFormat._eval_body = _eval_body  # type: ignore[method-assign]
+
+
+_INDEFINITE = re.compile(r"\[\*\]|\[-?\d*:-?\d*(:-?\d*)?\]|\[\?|\.\.|\[[^\]]*,")
+
+
+def extract_json(path: str, data: Any) -> Any:
+    """JSONPath as Step Functions reads it: a definite path (no `[*]`, slice, filter, `..` or union) gives
+    one value; an indefinite one gives a list, empty when nothing matches. moto 5.2.5 returns a list for any
+    path through an array index, such as `$.items[0].id` (its workaround for moto issue 7825)."""
+    matches = moto_json_path.parse(path).find(data)
+    indefinite = bool(_INDEFINITE.search(path))
+    if indefinite:
+        return [match.value for match in matches]
+    if not matches:
+        raise moto_json_path.NoSuchJsonPathError(json_path=path, data=data)
+    return matches[0].value
+
+
+def _definite_json_paths() -> None:
+    original = moto_json_path.extract_json
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "extract_json", None) is original:
+            module.extract_json = extract_json  # type: ignore[attr-defined]
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(item) for item in value]
+    return value
+
+
+def _json_ready_sdk_responses() -> None:
+    """An `aws-sdk:` task's response can hold timestamps (botocore parses them to datetimes), which moto then
+    fails to serialise: Step Functions gives them as text."""
+    sdk = state_task_service_aws_sdk.StateTaskServiceAwsSdk
+    original = sdk._eval_service_task
+
+    @functools.wraps(original)
+    def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, env, *args, **kwargs)
+        env.stack.append(_json_ready(env.stack.pop()))
+
+    sdk._eval_service_task = _eval_service_task  # type: ignore[method-assign]
+
+
+def _start_time_as_text() -> None:
+    """`$$.Execution.StartTime` is ISO 8601 text on AWS; moto leaves a datetime there, which States.Format and
+    the history then fail to serialise."""
+    original = ExecutionWorker._get_evaluation_environment
+
+    @functools.wraps(original)
+    def _get_evaluation_environment(self: Any) -> Any:
+        env = original(self)
+        execution = env.states.context_object.context_object_data["Execution"]
+        start = execution.get("StartTime")
+        if isinstance(start, dt.datetime):
+            execution["StartTime"] = start.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return env
+
+    ExecutionWorker._get_evaluation_environment = _get_evaluation_environment  # type: ignore[method-assign]

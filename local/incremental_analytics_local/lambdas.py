@@ -16,7 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from botocore.response import StreamingBody
 from incremental_analytics_local.botocore_hooks import ServiceError
 
 Handler = Callable[[Any, Any], Any]
+LOG_LINES_KEPT = 5000
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class LambdaRuntime:
         # Handlers share one process environment: invocations run one at a time, each with its own variables.
         self._lock = threading.RLock()
         self.invocations: dict[str, int] = {}
+        self.logs: dict[str, list[str]] = {}
 
     def register(self, function: LocalFunction) -> None:
         _resolve(function.handler)  # fail at deploy time, not at the first event
@@ -109,7 +111,8 @@ class LambdaRuntime:
             deadline_ms=int(time.time() * 1000) + function.timeout_seconds * 1000,
             log_group_name=f"/aws/lambda/{function.name}",
         )
-        with self._lock, _environment(function):
+        output = io.StringIO()
+        with self._lock, _environment(function), redirect_stdout(output), redirect_stderr(output):
             self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
             try:
                 return handler(event, context), None
@@ -120,6 +123,16 @@ class LambdaRuntime:
                     "requestId": request_id,
                     "stackTrace": traceback.format_tb(error.__traceback__),
                 }
+            finally:
+                self._keep_log(function.name, request_id, output.getvalue())
+
+    def _keep_log(self, function_name: str, request_id: str, text: str) -> None:
+        """What the invocation printed (Powertools' metrics, for one), kept as its CloudWatch log would be."""
+        lines = self.logs.setdefault(function_name, [])
+        lines.append(f"START RequestId: {request_id}")
+        lines.extend(line for line in text.splitlines() if line)
+        lines.append(f"END RequestId: {request_id}")
+        del lines[: max(0, len(lines) - LOG_LINES_KEPT)]
 
 
 def _resolve(dotted: str) -> Handler:
@@ -133,6 +146,8 @@ def _resolve(dotted: str) -> Handler:
 @contextmanager
 def _environment(function: LocalFunction) -> Iterator[None]:
     variables = {
+        # No X-Ray daemon here: Powertools' Tracer stays off locally.
+        "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_LAMBDA_FUNCTION_NAME": function.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

@@ -39,21 +39,22 @@ def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event
 
     The caller guarantees each event is new (deduplicated by event_id) and matches the rule.
     """
+    contributions = (Contribution(event.event_id, event.timestamp_ms, rule.value_of(event.metrics)) for event in events)
+    return replay_contributions(state, rule, user_id, contributions)
+
+
+def replay_contributions(
+    state: CounterState, rule: Rule, user_id: str, contributions: Iterable[Contribution]
+) -> ReplayResult:
+    """The replay over events already reduced to their id, time and value for this rule."""
     if rule.type is not RuleType.AGGREGATE:
         raise ValueError(f"rule {rule.rule_id} is a {rule.type} rule; only aggregate rules replay per event")
-    count, total, cycle, qualified, recent = (
-        state.count,
-        state.sum,
-        state.cycle,
-        state.qualified,
-        state.recent,
-    )
+    count, total, cycle, qualified, recent = state.count, state.sum, state.cycle, state.qualified, state.recent
     outcomes: list[Outcome] = []
-    for event in events:
-        value = rule.value_of(event.metrics)
+    for contribution in contributions:
         count += 1
-        total += value
-        recent = (*recent, Contribution(event.event_id, event.timestamp_ms, value))[-EVIDENCE_EVENTS:]
+        total += contribution.value
+        recent = (*recent, contribution)[-EVIDENCE_EVENTS:]
         checks = rule.check(count, total)
         met = all(check.holds for check in checks)
         if rule.reset:
@@ -65,7 +66,7 @@ def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event
                         user_id,
                         OutcomeKind.REACHED,
                         occasion=cycle,
-                        occurred_at_ms=event.timestamp_ms,
+                        occurred_at_ms=contribution.timestamp_ms,
                         checks=checks,
                         count=count,
                         total=total,
@@ -81,7 +82,7 @@ def replay(state: CounterState, rule: Rule, user_id: str, events: Iterable[Event
                     user_id,
                     OutcomeKind.QUALIFIED,
                     occasion=None,
-                    occurred_at_ms=event.timestamp_ms,
+                    occurred_at_ms=contribution.timestamp_ms,
                     checks=checks,
                     count=count,
                     total=total,

@@ -1,0 +1,180 @@
+"""MatchAndEvaluate: match a batch's events to the rules, read every (user, rule) counter in the batch at
+once, replay each group, and shape the commits, the time-series writes and the outcomes' deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from incremental_analytics.adapters import dynamodb_items as items
+from incremental_analytics.adapters.aws_clients import client
+from incremental_analytics.adapters.dynamodb_io import RulesCache, batch_get
+from incremental_analytics.domain.commits import plan_commits
+from incremental_analytics.domain.delivery import delivery_item
+from incremental_analytics.domain.events import SYSTEM_EVENT_PREFIX, Event
+from incremental_analytics.domain.matching import RuleIndex, first_occurrences
+from incremental_analytics.domain.outcomes import Contribution
+from incremental_analytics.domain.replay import CounterState
+from incremental_analytics.domain.rules import Rule
+from incremental_analytics.models import contribution_to_task, event_from_task
+from incremental_analytics.observability import logger, metrics, tracer
+from incremental_analytics.settings import Settings
+
+TIMESERIES_BATCH = 25  # BatchWriteItem's limit
+_rules = RulesCache()
+
+
+def settings() -> Settings:
+    return Settings.from_environment()
+
+
+def group_payload(
+    config: Settings,
+    *,
+    rule: Rule,
+    user_id: str,
+    events: Sequence[Contribution],
+    endpoint_id: str | None,
+    state: CounterState,
+    version: int,
+    execution: str,
+    now: dt.datetime,
+    carried: Sequence[dict[str, Any]] = (),
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """One (user, rule) group as CommitCounters iterates it: its transactions in order, and what they deliver.
+    ResolveConflict builds the same shape again from fresh reads."""
+    chunks = plan_commits(state, version, rule, user_id, events)
+    transactions, chunk_outcomes, deliveries = [], [], list(carried)
+    for chunk in chunks:
+        chunk_deliveries = [
+            delivery_item(
+                outcome.with_execution(execution), endpoint_id=endpoint_id, profile_key=config.profiles_key_name
+            )
+            for outcome in chunk.outcomes
+        ]
+        transactions.append(
+            items.chunk_transaction(
+                counters_table=config.counters_table,
+                audit_table=config.audit_table,
+                user_id=user_id,
+                rule_id=rule.rule_id,
+                identity=rule.counting_identity,
+                chunk=chunk,
+                deliveries=chunk_deliveries,
+                now=now,
+                claim_ttl_seconds=config.dedupe_retention_days * 86_400,
+                pending_shards=config.pending_shards,
+            )
+        )
+        chunk_outcomes.append([delivery["outcome_id"] for delivery in chunk_deliveries])
+        deliveries.extend(chunk_deliveries)
+    return {
+        "user_id": user_id,
+        "rule_id": rule.rule_id,
+        "rule": rule.to_dict(),
+        "endpoint_id": endpoint_id,
+        "events": [contribution_to_task(event) for event in events],
+        "chunks": transactions,
+        "chunk_outcomes": chunk_outcomes,
+        "deliveries": deliveries,
+        "carried": list(carried),
+        "position": {"index": 0},
+        "count": len(transactions),
+        "attempt": attempt,
+    }
+
+
+def evaluate_batch(
+    config: Settings, rules: Sequence[Rule], task_events: Sequence[dict[str, Any]], execution: str, now: dt.datetime
+) -> dict[str, Any]:
+    index = RuleIndex(rules)
+    ruled = index.system_event_types
+    parsed = [event_from_task(data) for data in task_events]
+    kept = [e for e in parsed if not e.event_type.startswith(SYSTEM_EVENT_PREFIX) or e.event_type in ruled]
+    events = first_occurrences(kept)
+    groups = index.group_aggregate(events)
+    by_id = {rule.rule_id: rule for rule in rules}
+    counters = {
+        (item["pk"]["S"][2:], item["sk"]["S"][2:]): item
+        for item in batch_get(
+            client("dynamodb"), config.counters_table, [items.counter_key(user, rule) for user, rule in groups]
+        )
+    }
+    payloads = []
+    for (user_id, rule_id), group_events in groups.items():
+        rule = by_id[rule_id]
+        state, version = items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity)
+        payloads.append(
+            group_payload(
+                config,
+                rule=rule,
+                user_id=user_id,
+                events=[Contribution(e.event_id, e.timestamp_ms, rule.value_of(e.metrics)) for e in group_events],
+                endpoint_id=_latest_endpoint(events, user_id),
+                state=state,
+                version=version,
+                execution=execution,
+                now=now,
+            )
+        )
+    outcomes = sum(len(payload["deliveries"]) for payload in payloads)
+    return {
+        "groups": payloads,
+        "timeseries": _timeseries_batches(config, events),
+        "summary": {
+            "events": len(parsed),
+            "ignored": len(parsed) - len(kept),
+            "duplicates": len(kept) - len(events),
+            "accepted": len(events),
+            "groups": len(payloads),
+            "outcomes": outcomes,
+        },
+    }
+
+
+def _latest_endpoint(events: Sequence[Event], user_id: str) -> str | None:
+    """SPEC 5: the endpoint on the user's latest event (in this batch)."""
+    return next((e.endpoint_id for e in reversed(events) if e.user_id == user_id and e.endpoint_id), None)
+
+
+def _timeseries_batches(config: Settings, events: Sequence[Event]) -> list[dict[str, Any]]:
+    writes = [
+        {
+            "PutRequest": {
+                "Item": items.timeseries_item(
+                    event, shards=config.timeseries_shards, ttl_seconds=config.timeseries_retention_days * 86_400
+                )
+            }
+        }
+        for event in events
+    ]
+    return [
+        {"RequestItems": {config.timeseries_table: writes[start : start + TIMESERIES_BATCH]}}
+        for start in range(0, len(writes), TIMESERIES_BATCH)
+    ]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = settings()
+    rules = _rules.get(client("dynamodb"), config.rules_table, config.rules_cache_seconds)
+    result = evaluate_batch(config, rules, event["events"], str(event["execution"]), dt.datetime.now(dt.UTC))
+    summary = result["summary"]
+    metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=summary["accepted"])
+    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=summary["duplicates"])
+    metrics.add_metric(name="IgnoredSystemEvents", unit=MetricUnit.Count, value=summary["ignored"])
+    kinds: dict[str, int] = {}
+    for group in result["groups"]:
+        for delivery in group["deliveries"]:
+            kinds[delivery["kind"]] = kinds.get(delivery["kind"], 0) + 1
+    for kind, count in kinds.items():
+        metrics.add_metric(name=f"Outcomes_{kind}", unit=MetricUnit.Count, value=count)
+    logger.info("evaluated batch", extra={**summary, "rules": len(rules)})
+    return result

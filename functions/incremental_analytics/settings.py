@@ -1,0 +1,59 @@
+"""The runtime's settings, read once from the function's environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rules_table: str
+    counters_table: str
+    audit_table: str
+    timeseries_table: str
+    data_bucket: str
+    event_bus_name: str
+    profiles_key_name: str = "_profileId"
+    dedupe_retention_days: int = 7
+    timeseries_retention_days: int = 400
+    timeseries_shards: int = 4
+    rules_cache_seconds: int = 30
+    pending_shards: int = 4
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def required(name: str) -> str:
+            value = env.get(name, "")
+            if not value:
+                raise SettingsError(f"the function's environment lacks {name}")
+            return value
+
+        def number(name: str, default: int) -> int:
+            text = env.get(name, "")
+            try:
+                return int(text) if text else default
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
+
+        return cls(
+            rules_table=required("RULES_TABLE"),
+            counters_table=required("COUNTERS_TABLE"),
+            audit_table=required("AUDIT_TABLE"),
+            timeseries_table=required("TIMESERIES_TABLE"),
+            data_bucket=required("DATA_BUCKET"),
+            event_bus_name=required("EVENT_BUS_NAME"),
+            profiles_key_name=env.get("PROFILES_KEY_NAME") or "_profileId",
+            dedupe_retention_days=number("DEDUPE_RETENTION_DAYS", 7),
+            timeseries_retention_days=number("TIMESERIES_RETENTION_DAYS", 400),
+            timeseries_shards=number("TIMESERIES_SHARDS", 4),
+            rules_cache_seconds=number("RULES_CACHE_SECONDS", 30),
+            pending_shards=number("PENDING_SHARDS", 4),
+        )
