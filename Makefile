@@ -26,7 +26,8 @@ lint: setup ## ruff, mypy, cfn-lint and the state-machine checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@if [ -f infra/template.yaml ]; then $(VENV)/bin/cfn-lint infra/template.yaml; fi
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(PY) -m incremental_analytics_local.asl_checks infra/template.yaml
 
 format: setup ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

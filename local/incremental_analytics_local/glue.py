@@ -21,6 +21,7 @@ from typing import Any
 import botocore.session
 import moto
 from botocore.exceptions import ClientError
+from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
@@ -302,7 +303,7 @@ def extract_json(path: str, data: Any) -> Any:
     """JSONPath as Step Functions reads it: a definite path (no `[*]`, slice, filter, `..` or union) gives
     one value; an indefinite one gives a list, empty when nothing matches. moto 5.2.5 returns a list for any
     path through an array index, such as `$.items[0].id` (its workaround for moto issue 7825)."""
-    matches = moto_json_path.parse(path).find(data)
+    matches = jsonpath_parse(path).find(data)
     indefinite = bool(_INDEFINITE.search(path))
     if indefinite:
         return [match.value for match in matches]
@@ -321,6 +322,8 @@ def _definite_json_paths() -> None:
 def _json_ready(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
+    if hasattr(value, "read"):  # a streamed body, such as s3:getObject's: Step Functions gives its text
+        return value.read().decode("utf-8")
     if isinstance(value, dict):
         return {key: _json_ready(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -329,8 +332,8 @@ def _json_ready(value: Any) -> Any:
 
 
 def _json_ready_sdk_responses() -> None:
-    """An `aws-sdk:` task's response can hold timestamps (botocore parses them to datetimes), which moto then
-    fails to serialise: Step Functions gives them as text."""
+    """An `aws-sdk:` task's response can hold timestamps (botocore parses them to datetimes) and streamed
+    bodies, which moto then fails to serialise or read: Step Functions gives both as text."""
     sdk = state_task_service_aws_sdk.StateTaskServiceAwsSdk
     original = sdk._eval_service_task
 

@@ -64,6 +64,9 @@ class LambdaRuntime:
         self._lock = threading.RLock()
         self.invocations: dict[str, int] = {}
         self.logs: dict[str, list[str]] = {}
+        # Called after an invocation returns, outside the runtime's lock, before the caller sees the result:
+        # tests use it to interleave work deterministically (another execution committing in between).
+        self.after_invoke: list[Callable[[LocalFunction, Any], None]] = []
 
     def register(self, function: LocalFunction) -> None:
         _resolve(function.handler)  # fail at deploy time, not at the first event
@@ -89,6 +92,8 @@ class LambdaRuntime:
         payload = params.get("Payload") or b"{}"
         event = json.loads(payload.read() if hasattr(payload, "read") else payload)
         result, error = self.invoke(function, event)
+        for hook in list(self.after_invoke):
+            hook(function, event)
         body = json.dumps(error if error is not None else result).encode()
         response: dict[str, Any] = {
             "StatusCode": 202 if params.get("InvocationType") == "Event" else 200,

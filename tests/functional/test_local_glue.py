@@ -249,3 +249,46 @@ def test_a_service_the_local_aws_lacks_gives_a_clear_catchable_error(aws: LocalA
     result = aws.wait_for_execution(aws.client("stepfunctions").start_execution(stateMachineArn=arn)["executionArn"])
     assert result.status == "SUCCEEDED"
     assert aws.entered_states(result.arn) == ["Call", "Caught"]
+
+
+def test_json_paths_intrinsics_and_sdk_results_read_as_on_aws(aws: LocalAws) -> None:
+    aws.client("s3").create_bucket(Bucket="glue-bucket")
+    aws.client("s3").put_object(Bucket="glue-bucket", Key="k.json", Body=b'{"n": 1}')
+    definition = {
+        "StartAt": "Paths",
+        "States": {
+            "Paths": {
+                "Type": "Pass",
+                "Parameters": {
+                    "definite.$": "$.a[0].b",
+                    "wildcard.$": "$.a[*].b",
+                    "single_wildcard.$": "$.c[*].b",
+                    "none.$": "$.d[*].b",
+                    "keyed.$": "States.StringToJson(States.Format('\\{\"{}\":{}\\}', $.a[1].b, $.c[0].b))",
+                    "started.$": "$$.Execution.StartTime",
+                },
+                "Next": "Read",
+            },
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                "Parameters": {"Bucket": "glue-bucket", "Key": "k.json"},
+                "ResultSelector": {"body.$": "States.StringToJson($.Body)", "modified.$": "$.LastModified"},
+                "ResultPath": "$.read",
+                "End": True,
+            },
+        },
+    }
+    arn = _machine(aws, "paths", definition, kind="EXPRESS")
+    result = aws.start_sync_execution(arn, {"a": [{"b": "one"}, {"b": "two"}], "c": [{"b": 1}], "d": []}, name="p")
+    assert result.status == "SUCCEEDED", result.cause
+    output = result.output
+    assert (output["definite"], output["wildcard"], output["single_wildcard"], output["none"]) == (
+        "one",
+        ["one", "two"],
+        [1],
+        [],
+    )
+    assert output["keyed"] == {"two": 1}
+    assert isinstance(output["started"], str) and output["started"].endswith("Z")
+    assert output["read"]["body"] == {"n": 1} and isinstance(output["read"]["modified"], str)

@@ -24,7 +24,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from incremental_analytics.domain.commits import Chunk
 from incremental_analytics.domain.events import Event
-from incremental_analytics.domain.outcomes import Contribution, Outcome
+from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
 
 _serializer = TypeSerializer()
@@ -65,48 +65,99 @@ def claim_key(user_id: str, rule_id: str, identity: str, event_id: str) -> dict[
     return {"pk": {"S": f"U#{user_id}"}, "sk": {"S": f"D#{rule_id}#{identity}#{event_id}"}}
 
 
-def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> tuple[CounterState, int]:
-    """The counters and version of a stored counter item. Counters kept under another counting identity are
-    stale (the rule's meaning changed): the state starts afresh, the version stays for the conditional write."""
+def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> tuple[CounterState, int, bool]:
+    """The counters and version of a stored counter item, and whether its evidence ring must be written whole.
+
+    Counters kept under another counting identity are stale (the rule's meaning changed): the state starts
+    afresh, the version stays for the conditional write.
+    """
     if not item:
-        return CounterState(), 0
+        return CounterState(), 0, True
     plain = item_from_dynamo(item)
     version = int(plain.get("version", 0))
-    if plain.get("identity") != identity:
-        return CounterState(), version
-    recent = tuple(
-        Contribution(str(entry["event_id"]), int(entry["ts"]), Decimal(entry["value"]))
-        for entry in plain.get("recent", [])
+    if plain.get("identity") != identity or "recent" not in plain:
+        return CounterState(), version, True
+    cycle = int(plain.get("cycle", 0))
+    ring = sorted(
+        (entry for entry in plain["recent"].values() if int(entry["c"]) == cycle), key=lambda entry: int(entry["n"])
     )
+    recent = tuple(Contribution(str(e["i"]), int(e["t"]), Decimal(e["v"])) for e in ring)[-EVIDENCE_EVENTS:]
     state = CounterState(
         count=int(plain.get("count", 0)),
         sum=Decimal(plain.get("sum", 0)),
-        cycle=int(plain.get("cycle", 0)),
+        cycle=cycle,
         qualified=bool(plain.get("qualified", False)),
         recent=recent,
     )
-    return state, version
+    return state, version, False
 
 
-def counter_item(
-    user_id: str, rule_id: str, *, identity: str, state: CounterState, version: int, updated_at: str
+def _ring_entries(chunk: Chunk) -> dict[str, dict[str, Any]]:
+    """The evidence ring: slot `s<n mod 20>` holds the n-th event of its cycle; later events overwrite."""
+    entries: dict[str, dict[str, Any]] = {}
+    for placed in chunk.placed:
+        c = placed.contribution
+        entries[f"s{placed.position % EVIDENCE_EVENTS}"] = {
+            "i": c.event_id,
+            "t": c.timestamp_ms,
+            "v": c.value,
+            "n": placed.position,
+            "c": placed.cycle,
+        }
+    return entries
+
+
+def counter_update(
+    *,
+    table: str,
+    user_id: str,
+    rule_id: str,
+    identity: str,
+    chunk: Chunk,
+    whole_ring: bool,
+    updated_at: str,
 ) -> dict[str, Any]:
+    """The counter's Update in a chunk's transaction: the new figures at the next version, conditioned on the
+    version read, and the chunk's events in the evidence ring (only the slots they take, unless whole)."""
+    state = chunk.state
+    fields: dict[str, Any] = {
+        "count": state.count,
+        "sum": state.sum,
+        "cycle": state.cycle,
+        "qualified": state.qualified,
+        "version": chunk.version,
+        "rule_id": rule_id,
+        "user_id": user_id,
+        "identity": identity,
+        "updated_at": updated_at,
+    }
+    # Every name through a placeholder: count, sum and identity are among DynamoDB's reserved words.
+    names = {f"#{name}": name for name in fields} | {"#recent": "recent"}
+    values: dict[str, Any] = {f":{name}": value for name, value in fields.items()} | {
+        ":expected": chunk.expected_version
+    }
+    sets = [f"#{name} = :{name}" for name in fields]
+    ring = _ring_entries(chunk)
+    if whole_ring:
+        sets.append("#recent = :ring")
+        values[":ring"] = ring
+    else:
+        for slot, entry in sorted(ring.items()):
+            names[f"#{slot}"] = slot
+            values[f":{slot}"] = entry
+            sets.append(f"#recent.#{slot} = :{slot}")
+    condition = "#version = :expected"
+    if chunk.expected_version == 0:
+        condition = "attribute_not_exists(pk) OR #version = :expected"
     return {
-        **counter_key(user_id, rule_id),
-        **item_to_dynamo(
-            {
-                "rule_id": rule_id,
-                "user_id": user_id,
-                "identity": identity,
-                "version": version,
-                "count": state.count,
-                "sum": state.sum,
-                "cycle": state.cycle,
-                "qualified": state.qualified,
-                "recent": [{"event_id": c.event_id, "ts": c.timestamp_ms, "value": c.value} for c in state.recent],
-                "updated_at": updated_at,
-            }
-        ),
+        "Update": {
+            "TableName": table,
+            "Key": counter_key(user_id, rule_id),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {key: to_dynamo(value) for key, value in values.items()},
+        }
     }
 
 
@@ -118,6 +169,7 @@ def chunk_transaction(
     rule_id: str,
     identity: str,
     chunk: Chunk,
+    whole_ring: bool,
     deliveries: Sequence[Mapping[str, Any]],
     now: dt.datetime,
     claim_ttl_seconds: int,
@@ -125,39 +177,38 @@ def chunk_transaction(
 ) -> list[dict[str, Any]]:
     """The TransactItems of one chunk: claims, the versioned counter, the outbox outcomes."""
     committed_at = now.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    expires_at = int(now.timestamp()) + claim_ttl_seconds
+    expires_at = {"N": str(int(now.timestamp()) + claim_ttl_seconds)}
     items: list[dict[str, Any]] = [
         {
             "Put": {
                 "TableName": counters_table,
-                "Item": {**claim_key(user_id, rule_id, identity, event.event_id), "expires_at": {"N": str(expires_at)}},
+                "Item": {**claim_key(user_id, rule_id, identity, event.event_id), "expires_at": expires_at},
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
         for event in chunk.events
     ]
-    counter: dict[str, Any] = {
-        "TableName": counters_table,
-        "Item": counter_item(
-            user_id, rule_id, identity=identity, state=chunk.state, version=chunk.version, updated_at=committed_at
-        ),
-    }
-    if chunk.expected_version == 0:
-        counter["ConditionExpression"] = "attribute_not_exists(pk) OR version = :expected"
-    else:
-        counter["ConditionExpression"] = "version = :expected"
-    counter["ExpressionAttributeValues"] = {":expected": {"N": str(chunk.expected_version)}}
-    items.append({"Put": counter})
-    for delivery in deliveries:
-        items.append(
-            {
-                "Put": {
-                    "TableName": audit_table,
-                    "Item": outbox_item(delivery, committed_at, pending_shards),
-                    "ConditionExpression": "attribute_not_exists(outcome_id)",
-                }
-            }
+    items.append(
+        counter_update(
+            table=counters_table,
+            user_id=user_id,
+            rule_id=rule_id,
+            identity=identity,
+            chunk=chunk,
+            whole_ring=whole_ring,
+            updated_at=committed_at,
         )
+    )
+    items += [
+        {
+            "Put": {
+                "TableName": audit_table,
+                "Item": outbox_item(delivery, committed_at, pending_shards),
+                "ConditionExpression": "attribute_not_exists(outcome_id)",
+            }
+        }
+        for delivery in deliveries
+    ]
     return items
 
 
@@ -169,13 +220,21 @@ def pending_shard(outcome_id: str, shards: int) -> str:
 
 
 def outbox_item(delivery: Mapping[str, Any], committed_at: str, pending_shards: int) -> dict[str, Any]:
-    """An outcome as the audit table keeps it: the outcome's fields, what the sinks are sent, delivery state."""
+    """An outcome as the audit table keeps it: what the sinks are sent (`request`, which holds the outcome
+    and its evidence) as one JSON text, the fields that keys and indexes need, and the delivery state."""
     outcome = delivery["outcome"]
     return item_to_dynamo(
         {
-            **{key: value for key, value in outcome.items() if key != "cycle" or value is not None},
+            "user_id": outcome["user_id"],
+            "outcome_id": outcome["outcome_id"],
+            "rule_id": outcome["rule_id"],
+            "kind": outcome["kind"],
+            "output": outcome["output"],
+            "cycle": outcome["cycle"],
+            "occurred_at": outcome["occurred_at"],
+            "execution": outcome["execution"],
             "committed_at": committed_at,
-            "request": json.dumps(delivery, sort_keys=True),
+            "request": json.dumps(delivery, sort_keys=True, separators=(",", ":")),
             "pending": pending_shard(outcome["outcome_id"], pending_shards),
             "pending_since": committed_at,
         }
@@ -183,24 +242,9 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, pending_shards: 
 
 
 def outcome_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An audit item as the SPEC 5 outcome (numbers as JSON numbers)."""
-    plain = _json_ready(item_from_dynamo(item))
-    fields = ("outcome_id", "kind", "user_id", "rule_id", "output", "cycle", "occurred_at", "evidence", "execution")
-    return {key: plain.get(key) for key in fields}
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | set):
-        return [_json_ready(item) for item in value]
-    return value
-
-
-def outcomes_with_execution(outcomes: Sequence[Outcome], execution: str) -> list[Outcome]:
-    return [outcome.with_execution(execution) for outcome in outcomes]
+    """An audit item as the SPEC 5 outcome."""
+    outcome: dict[str, Any] = json.loads(item["request"]["S"])["outcome"]
+    return outcome
 
 
 # -- time series ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from incremental_analytics.adapters import dynamodb_items as items
 from incremental_analytics.adapters.aws_clients import client
 from incremental_analytics.adapters.dynamodb_io import RulesCache, batch_get
+from incremental_analytics.adapters.spill import size_of, spill_largest
 from incremental_analytics.domain.commits import plan_commits
 from incremental_analytics.domain.delivery import delivery_item
 from incremental_analytics.domain.events import SYSTEM_EVENT_PREFIX, Event
@@ -39,18 +40,18 @@ def group_payload(
     user_id: str,
     events: Sequence[Contribution],
     endpoint_id: str | None,
-    state: CounterState,
-    version: int,
+    counter: tuple[CounterState, int, bool],
     execution: str,
     now: dt.datetime,
-    carried: Sequence[dict[str, Any]] = (),
+    carried: Sequence[dict[str, str]] = (),
     attempt: int = 0,
 ) -> dict[str, Any]:
-    """One (user, rule) group as CommitCounters iterates it: its transactions in order, and what they deliver.
-    ResolveConflict builds the same shape again from fresh reads."""
+    """One (user, rule) group as CommitCounters iterates it: its transactions in order, and the keys of the
+    outcomes they put in the outbox. ResolveConflict builds the same shape again from fresh reads."""
+    state, version, whole_ring = counter
     chunks = plan_commits(state, version, rule, user_id, events)
     transactions, chunk_outcomes, deliveries = [], [], list(carried)
-    for chunk in chunks:
+    for position, chunk in enumerate(chunks):
         chunk_deliveries = [
             delivery_item(
                 outcome.with_execution(execution), endpoint_id=endpoint_id, profile_key=config.profiles_key_name
@@ -65,14 +66,16 @@ def group_payload(
                 rule_id=rule.rule_id,
                 identity=rule.counting_identity,
                 chunk=chunk,
+                whole_ring=whole_ring and position == 0,
                 deliveries=chunk_deliveries,
                 now=now,
                 claim_ttl_seconds=config.dedupe_retention_days * 86_400,
                 pending_shards=config.pending_shards,
             )
         )
-        chunk_outcomes.append([delivery["outcome_id"] for delivery in chunk_deliveries])
-        deliveries.extend(chunk_deliveries)
+        keys = [{"user_id": user_id, "outcome_id": d["outcome_id"]} for d in chunk_deliveries]
+        chunk_outcomes.append(keys)
+        deliveries.extend(keys)
     return {
         "user_id": user_id,
         "rule_id": rule.rule_id,
@@ -80,6 +83,8 @@ def group_payload(
         "endpoint_id": endpoint_id,
         "events": [contribution_to_task(event) for event in events],
         "chunks": transactions,
+        "chunk_keys": [],
+        "spilled": False,
         "chunk_outcomes": chunk_outcomes,
         "deliveries": deliveries,
         "carried": list(carried),
@@ -87,6 +92,15 @@ def group_payload(
         "count": len(transactions),
         "attempt": attempt,
     }
+
+
+def spill_if_large(config: Settings, groups: list[dict[str, Any]], other: Any, execution: str) -> int:
+    """Keep the state payload under Step Functions' limit: the largest groups' transactions go to S3."""
+
+    def put(key: str, body: str) -> None:
+        client("s3").put_object(Bucket=config.data_bucket, Key=key, Body=body.encode(), ContentType="application/json")
+
+    return spill_largest(groups, size_of(other), put, execution.rsplit(":", 1)[-1])
 
 
 def evaluate_batch(
@@ -108,7 +122,6 @@ def evaluate_batch(
     payloads = []
     for (user_id, rule_id), group_events in groups.items():
         rule = by_id[rule_id]
-        state, version = items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity)
         payloads.append(
             group_payload(
                 config,
@@ -116,23 +129,24 @@ def evaluate_batch(
                 user_id=user_id,
                 events=[Contribution(e.event_id, e.timestamp_ms, rule.value_of(e.metrics)) for e in group_events],
                 endpoint_id=_latest_endpoint(events, user_id),
-                state=state,
-                version=version,
+                counter=items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity),
                 execution=execution,
                 now=now,
             )
         )
-    outcomes = sum(len(payload["deliveries"]) for payload in payloads)
+    timeseries = _timeseries_batches(config, events)
+    spilled = spill_if_large(config, payloads, timeseries, execution)
     return {
         "groups": payloads,
-        "timeseries": _timeseries_batches(config, events),
+        "timeseries": timeseries,
         "summary": {
             "events": len(parsed),
             "ignored": len(parsed) - len(kept),
             "duplicates": len(kept) - len(events),
             "accepted": len(events),
             "groups": len(payloads),
-            "outcomes": outcomes,
+            "outcomes": sum(len(payload["deliveries"]) for payload in payloads),
+            "spilled_groups": spilled,
         },
     }
 
@@ -170,11 +184,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=summary["accepted"])
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=summary["duplicates"])
     metrics.add_metric(name="IgnoredSystemEvents", unit=MetricUnit.Count, value=summary["ignored"])
-    kinds: dict[str, int] = {}
-    for group in result["groups"]:
-        for delivery in group["deliveries"]:
-            kinds[delivery["kind"]] = kinds.get(delivery["kind"], 0) + 1
-    for kind, count in kinds.items():
-        metrics.add_metric(name=f"Outcomes_{kind}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="Outcomes", unit=MetricUnit.Count, value=summary["outcomes"])
+    metrics.add_metric(name="SpilledGroups", unit=MetricUnit.Count, value=summary["spilled_groups"])
     logger.info("evaluated batch", extra={**summary, "rules": len(rules)})
     return result

@@ -13,7 +13,7 @@ from incremental_analytics.adapters import dynamodb_items as items
 from incremental_analytics.adapters.aws_clients import client
 from incremental_analytics.adapters.dynamodb_io import batch_get
 from incremental_analytics.domain.rules import Rule
-from incremental_analytics.handlers.match_and_evaluate import group_payload, settings
+from incremental_analytics.handlers.match_and_evaluate import group_payload, settings, spill_if_large
 from incremental_analytics.models import contribution_from_task
 from incremental_analytics.observability import logger, metrics, tracer
 
@@ -31,25 +31,25 @@ def resolve(group: dict[str, Any], execution: str, now: dt.datetime) -> dict[str
     found = batch_get(client("dynamodb"), config.counters_table, keys)
     counter = next((item for item in found if item["sk"]["S"].startswith("R#")), None)
     claimed = {item["sk"]["S"] for item in found if item["sk"]["S"].startswith("D#")}
-    state, version = items.counter_from_item(counter, identity)
     fresh = [
         event
         for event in events
         if items.claim_key(user_id, rule.rule_id, identity, event.event_id)["sk"]["S"] not in claimed
     ]
-    return group_payload(
+    resolved = group_payload(
         config,
         rule=rule,
         user_id=user_id,
         events=fresh,
         endpoint_id=group.get("endpoint_id"),
-        state=state,
-        version=version,
+        counter=items.counter_from_item(counter, identity),
         execution=execution,
         now=now,
         carried=carried,
         attempt=int(group["attempt"]) + 1,
     )
+    spill_if_large(config, [resolved], {}, execution)
+    return resolved
 
 
 @logger.inject_lambda_context

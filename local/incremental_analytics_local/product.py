@@ -1,0 +1,178 @@
+"""The whole product on the embedded local AWS: the real SAM template deployed, rules loaded, events put on
+the stream, the Pipe and the schedule driven, and the product's state read back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from incremental_analytics.adapters.dynamodb_io import scan_all
+from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
+from incremental_analytics.adapters.rules_store import rule_item
+from incremental_analytics.domain.rules import Rule
+from incremental_analytics_local.deploy import Stack, deploy
+from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.pipes import PipeDriver, PipeReport
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+PINPOINT_APPLICATION = "localapp"
+PROFILES_DOMAIN = "local-profiles"
+PROFILES_KEY = "user_id"
+PROFILES_OBJECT_TYPE = "TargetReached"
+
+# Every sink on, and the rules read afresh on every batch (rules change between a test's steps).
+LOCAL_PARAMETERS = {
+    "PinpointApplicationId": PINPOINT_APPLICATION,
+    "ProfilesDomainName": PROFILES_DOMAIN,
+    "ProfilesKeyName": PROFILES_KEY,
+    "ProfilesObjectTypeName": PROFILES_OBJECT_TYPE,
+    "RulesCacheSeconds": "0",
+}
+
+
+@dataclass(frozen=True)
+class Counter:
+    count: int
+    sum: Any
+    cycle: int
+    qualified: bool
+    version: int
+
+
+class LocalProduct:
+    """One deployed stack of the product on a running LocalAws."""
+
+    def __init__(
+        self,
+        aws: LocalAws,
+        *,
+        stack_name: str = "incremental-analytics",
+        parameters: Mapping[str, str] | None = None,
+        template: Path = TEMPLATE,
+    ) -> None:
+        self.aws = aws
+        aws.profiles.create_domain(PROFILES_DOMAIN, {PROFILES_OBJECT_TYPE: (PROFILES_KEY, PROFILES_KEY)})
+        self.stack: Stack = deploy(
+            aws, template, stack_name=stack_name, parameters={**LOCAL_PARAMETERS, **(parameters or {})}
+        )
+
+    def table(self, logical_id: str) -> str:
+        return str(self.stack.ref(logical_id))
+
+    # -- input ---------------------------------------------------------------------------------------------
+
+    def put_rules(self, rules: Iterable[Rule]) -> None:
+        """Write rules straight into the rules table (the rules-file workflow does this on AWS)."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        with self.aws.uncounted():
+            for rule in rules:
+                self.aws.client("dynamodb").put_item(TableName=self.table("RulesTable"), Item=rule_item(rule, now))
+
+    def put_records(self, records: Iterable[tuple[str, bytes]]) -> int:
+        """Put (partition key, data) records on the stream in order, as producers would."""
+        count = 0
+        kinesis = self.aws.client("kinesis")
+        with self.aws.uncounted():
+            for partition_key, data in records:
+                kinesis.put_record(StreamName=self.table("EventStream"), PartitionKey=partition_key or "-", Data=data)
+                count += 1
+        return count
+
+    def put_events(self, events: Iterable[Mapping[str, Any]]) -> int:
+        return self.put_records((str(event.get("user_id", "")), json.dumps(event).encode()) for event in events)
+
+    def ingest(self, *, redeliver: float = 0.0, seed: int = 0) -> PipeReport:
+        """Deliver everything on the stream through the Pipe to IngestBatch."""
+        return PipeDriver(self.aws, self.stack.pipes["IngestPipe"], redeliver=redeliver, seed=seed).drain()
+
+    # -- state ---------------------------------------------------------------------------------------------
+
+    def counters(self) -> dict[tuple[str, str], Counter]:
+        with self.aws.uncounted():
+            items = list(scan_all(self.aws.client("dynamodb"), self.table("CountersTable")))
+        found = {}
+        for item in items:
+            if item["sk"]["S"].startswith("R#"):
+                plain = item_from_dynamo(item)
+                found[(plain["user_id"], plain["rule_id"])] = Counter(
+                    count=int(plain["count"]),
+                    sum=plain["sum"],
+                    cycle=int(plain["cycle"]),
+                    qualified=bool(plain["qualified"]),
+                    version=int(plain["version"]),
+                )
+        return found
+
+    def claims(self) -> int:
+        with self.aws.uncounted():
+            items = scan_all(self.aws.client("dynamodb"), self.table("CountersTable"))
+            return sum(1 for item in items if item["sk"]["S"].startswith("D#"))
+
+    def audit_items(self) -> list[dict[str, Any]]:
+        with self.aws.uncounted():
+            return [item_from_dynamo(item) for item in scan_all(self.aws.client("dynamodb"), self.table("AuditTable"))]
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Every outcome in the audit table, as SPEC 5 shapes it, oldest first."""
+        with self.aws.uncounted():
+            items = list(scan_all(self.aws.client("dynamodb"), self.table("AuditTable")))
+        return sorted((outcome_from_item(item) for item in items), key=lambda o: (o["occurred_at"], o["outcome_id"]))
+
+    def sink_attributes(self) -> dict[str, dict[str, dict[str, str]]]:
+        """{user: {attribute: value}} as the attribute sinks hold them; the sinks must agree."""
+        pinpoint = {
+            user: {name: values[0] for name, values in attributes.items() if values}
+            for user, attributes in self.aws.pinpoint.user_attributes(PINPOINT_APPLICATION).items()
+        }
+        profiles: dict[str, dict[str, str]] = {}
+        domain = self.aws.profiles.domains.get(PROFILES_DOMAIN)
+        for profile in domain.profiles.values() if domain else []:
+            attributes = dict(profile["Attributes"])
+            user = attributes.pop(PROFILES_KEY, None)
+            if user is not None and attributes:
+                profiles.setdefault(user, {}).update(attributes)
+        return {"pinpoint": pinpoint, "profiles": profiles}
+
+    def fired_events(self) -> list[dict[str, Any]]:
+        """The Pinpoint events the product put (reached outcomes)."""
+        return list(self.aws.pinpoint.events)
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        bucket = self.table("DataBucket")
+        s3 = self.aws.client("s3")
+        with self.aws.uncounted():
+            keys = [
+                item["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="quarantine/")
+                for item in page.get("Contents", [])
+            ]
+            return [
+                reject
+                for key in sorted(keys)
+                for reject in json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            ]
+
+
+def seed_endpoints(aws: LocalAws, users: Sequence[str]) -> None:
+    """Give each user a Pinpoint endpoint (as an app using Pinpoint would have), so attributes can be set."""
+    with aws.uncounted():
+        pinpoint = aws.client("pinpoint")
+        for user in users:
+            pinpoint.update_endpoint(
+                ApplicationId=PINPOINT_APPLICATION,
+                EndpointId=f"endpoint-{user}",
+                EndpointRequest={"ChannelType": "EMAIL", "Address": f"{user}@example.com", "User": {"UserId": user}},
+            )
+
+
+def seed_profiles(aws: LocalAws, users: Sequence[str]) -> None:
+    """Give each user a Customer Profiles profile keyed by the product's user id."""
+    with aws.uncounted():
+        profiles = aws.client("customer-profiles")
+        for user in users:
+            profiles.create_profile(DomainName=PROFILES_DOMAIN, Attributes={PROFILES_KEY: user})

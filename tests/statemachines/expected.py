@@ -1,0 +1,43 @@
+"""The one-event-at-a-time replay of SPEC 4.1 over a list of events: what the workflows must equal."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from incremental_analytics.domain.events import Event, normalise
+from incremental_analytics.domain.matching import RuleIndex, first_occurrences
+from incremental_analytics.domain.replay import CounterState, replay
+from incremental_analytics.domain.rules import Rule, RuleType
+
+
+def events_of(documents: Iterable[Mapping[str, Any]], rules: Sequence[Rule]) -> list[Event]:
+    system = RuleIndex(rules).system_event_types
+    now_ms = int(time.time() * 1000)
+    normalised = [normalise(json.dumps(doc).encode(), now_ms=now_ms, ruled_system_events=system) for doc in documents]
+    return [event for event in normalised if isinstance(event, Event)]
+
+
+def expected(rules: Sequence[Rule], documents: Iterable[Mapping[str, Any]]) -> tuple[dict[Any, Any], list[Any]]:
+    """(user, rule) -> (count, sum, cycle, qualified), and the outcomes as (user, rule, kind, cycle, outcome_id)."""
+    events = first_occurrences(events_of(documents, rules))
+    index = RuleIndex(rule for rule in rules if rule.type is RuleType.AGGREGATE)
+    states: dict[Any, Any] = {}
+    outcomes = []
+    for (user, rule_id), group in index.group_aggregate(events).items():
+        rule = next(rule for rule in rules if rule.rule_id == rule_id)
+        state = CounterState()
+        for event in group:
+            result = replay(state, rule, user, [event])
+            state = result.state
+            outcomes += [(o.user_id, o.rule_id, o.kind.value, o.cycle, o.outcome_id) for o in result.outcomes]
+        states[(user, rule_id)] = (state.count, state.sum, state.cycle, state.qualified)
+    return states, sorted(outcomes)
+
+
+def actual(product: Any) -> tuple[dict[Any, Any], list[Any]]:
+    states = {key: (c.count, c.sum, c.cycle, c.qualified) for key, c in product.counters().items()}
+    outcomes = sorted((o["user_id"], o["rule_id"], o["kind"], o["cycle"], o["outcome_id"]) for o in product.outcomes())
+    return states, outcomes

@@ -1,0 +1,281 @@
+"""The ingest workflow through the real ASL on the local AWS, batches fed by the emulated Pipe."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from incremental_analytics.domain.rules import (
+    AttributeFilter,
+    CountCondition,
+    Operator,
+    Rule,
+    RuleType,
+    SumCondition,
+)
+from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.lambdas import LocalFunction
+from incremental_analytics_local.product import PINPOINT_APPLICATION, LocalProduct, seed_endpoints, seed_profiles
+from tests.statemachines.expected import actual, expected
+
+NOW_MS = int(time.time() * 1000)
+GREENBUTTON = Rule(
+    "aggregate-greenbutton", RuleType.AGGREGATE, "greenbutton", count=CountCondition(Operator.GREATER, 5)
+)
+REDBUTTON = Rule(
+    "aggregate-redbutton", RuleType.AGGREGATE, "redbutton", count=CountCondition(Operator.GREATER, 3), reset=True
+)
+
+
+def click(user: str, event_type: str, n: int, **extra: Any) -> dict[str, Any]:
+    return {"user_id": user, "event_type": event_type, "timestamp": NOW_MS - 3_600_000 + n, **extra}
+
+
+def _all_succeeded(report: Any) -> None:
+    assert report.executions and {execution.status for execution in report.executions} == {"SUCCEEDED"}, [
+        (execution.error, execution.cause) for execution in report.executions if execution.status != "SUCCEEDED"
+    ]
+
+
+def test_guide_case_1_the_attribute_reaches_the_sinks_once(aws: LocalAws, product: LocalProduct) -> None:
+    seed_endpoints(aws, ["u1"])
+    seed_profiles(aws, ["u1"])
+    product.put_rules([GREENBUTTON])
+    product.put_events(click("u1", "greenbutton", n) for n in range(8))
+    _all_succeeded(product.ingest())
+
+    (outcome,) = product.outcomes()
+    assert (outcome["kind"], outcome["output"], outcome["evidence"]["count"]) == ("qualified", "trk_greenbutton", 6)
+    assert outcome["execution"].startswith("arn:aws:states:")
+    sets = [
+        params
+        for operation, params in aws.pinpoint.calls
+        if operation == "UpdateEndpoint"
+        and "trk_greenbutton" in params["EndpointRequest"]["User"].get("UserAttributes", {})
+    ]
+    assert len(sets) == 1
+    assert sets[0]["EndpointRequest"] == {"User": {"UserId": "u1", "UserAttributes": {"trk_greenbutton": ["ready"]}}}
+    assert product.sink_attributes() == {
+        "pinpoint": {"u1": {"trk_greenbutton": "ready"}},
+        "profiles": {"u1": {"trk_greenbutton": "ready"}},
+    }
+    endpoint = aws.client("pinpoint").get_endpoint(ApplicationId=PINPOINT_APPLICATION, EndpointId="endpoint-u1")
+    assert endpoint["EndpointResponse"]["ChannelType"] == "EMAIL"  # the channel is left as it was
+    assert product.counters()[("u1", "aggregate-greenbutton")].count == 8
+    (audit,) = product.audit_items()
+    assert audit["delivery"] == {"eventbridge": "delivered", "pinpoint": "delivered", "profiles": "delivered"}
+    assert "pending" not in audit
+
+
+def test_guide_case_2_reset_fires_at_the_fourth_and_eighth(aws: LocalAws, product: LocalProduct) -> None:
+    product.put_rules([REDBUTTON])
+    product.put_events(click("u1", "redbutton", n, endpoint_id="phone-1") for n in range(8))
+    _all_succeeded(product.ingest())
+
+    fired = product.fired_events()  # delivered in parallel: compare in cycle order
+    assert sorted((event["EndpointId"], event["EventType"], event["Attributes"]["cycle"]) for event in fired) == [
+        ("phone-1", "trk_redbutton", "1"),
+        ("phone-1", "trk_redbutton", "2"),
+    ]
+    counter = product.counters()[("u1", "aggregate-redbutton")]
+    assert (counter.count, counter.cycle) == (0, 2)
+    outcomes = product.outcomes()
+    assert [(o["kind"], o["cycle"], o["evidence"]["count"]) for o in outcomes] == [("reached", 1, 4), ("reached", 2, 4)]
+    objects = aws.profiles.domains["local-profiles"].objects
+    assert sorted(json.loads(item["Object"])["cycle"] for item in objects) == [1, 2]
+    assert aws.request_counts()["events.PutEvents"] == 2
+
+
+def test_the_same_batch_delivered_again_and_split_counts_once(product: LocalProduct) -> None:
+    rules = [GREENBUTTON, REDBUTTON]
+    events = [click(f"u{n % 3}", "redbutton" if n % 2 else "greenbutton", n) for n in range(60)]
+    product.put_rules(rules)
+    product.put_events(events)
+    report = product.ingest(redeliver=1.0, seed=11)
+    _all_succeeded(report)
+    assert report.redeliveries == report.batches
+    assert actual(product) == expected(rules, events)
+    histories = [product.aws.entered_states(execution.arn) for execution in report.executions]
+    assert any("ResolveConflict" in states for states in histories)  # redelivered claims are refused and dropped
+
+
+def test_records_repeated_inside_a_batch_and_across_batches(aws: LocalAws) -> None:
+    product = LocalProduct(aws, parameters={"BatchSize": "5"})
+    rules = [REDBUTTON]
+    distinct = [click("u1", "redbutton", n, event_id=f"order-{n}") for n in range(9)]
+    events = [distinct[0], distinct[0], *distinct[1:5], distinct[2], *distinct[5:], distinct[1], distinct[8]]
+    product.put_rules(rules)
+    product.put_events(events)
+    _all_succeeded(product.ingest())
+    assert actual(product) == expected(rules, distinct)
+    assert product.counters()[("u1", "aggregate-redbutton")].cycle == 2
+    assert product.claims() == 9
+
+
+def test_two_executions_committing_one_user_and_rule_concurrently(aws: LocalAws, product: LocalProduct) -> None:
+    """One execution reads the counter, another commits the same (user, rule), then the first commits."""
+    rules = [REDBUTTON]
+    first = [click("u1", "redbutton", n) for n in range(5)]
+    second = [click("u1", "redbutton", n) for n in range(100, 105)]
+    product.put_rules(rules)
+    machine = product.stack.ref("IngestBatchStateMachine")
+    match_function = product.stack.ref("MatchAndEvaluateFunction")
+    interleaved: list[Any] = []
+    started: list[bool] = []
+
+    def commit_second_in_between(function: LocalFunction, event: Any) -> None:
+        if function.name == match_function and not started:
+            started.append(True)
+            interleaved.append(aws.start_sync_execution(machine, _pipes_batch(second), name="second"))
+
+    aws.lambdas.after_invoke.append(commit_second_in_between)
+    result = aws.start_sync_execution(machine, _pipes_batch(first), name="first")
+    assert result.status == "SUCCEEDED" and interleaved[0].status == "SUCCEEDED"
+    assert "ResolveConflict" in aws.entered_states(result.arn)
+    assert "ResolveConflict" not in aws.entered_states(interleaved[0].arn)
+    assert actual(product) == expected(rules, second + first)  # the commit order is the stream order
+    assert product.counters()[("u1", "aggregate-redbutton")].version == 2
+
+
+def _pipes_batch(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import base64
+
+    return [
+        {
+            "eventSource": "aws:kinesis",
+            "eventID": f"shardId-000000000000:{n}",
+            "sequenceNumber": str(n),
+            "partitionKey": event["user_id"],
+            "data": base64.b64encode(json.dumps(event).encode()).decode(),
+        }
+        for n, event in enumerate(events)
+    ]
+
+
+def test_a_bad_record_is_quarantined_and_the_good_ones_count(product: LocalProduct) -> None:
+    product.put_rules([GREENBUTTON])
+    product.put_records(
+        [
+            ("u1", json.dumps(click("u1", "greenbutton", 1)).encode()),
+            ("u1", b"{broken json"),
+            ("u1", json.dumps({"user_id": "u1", "event_type": "greenbutton", "timestamp": "yesterday"}).encode()),
+            ("u1", json.dumps(click("u1", "greenbutton", 2)).encode()),
+        ]
+    )
+    _all_succeeded(product.ingest())
+    quarantined = product.quarantined()
+    assert [(item["reason"], item["partition_key"]) for item in quarantined] == [
+        ("not_json", "u1"),
+        ("bad_timestamp", "u1"),
+    ]
+    assert quarantined[0]["sequence_number"] and quarantined[0]["data"]
+    assert product.counters()[("u1", "aggregate-greenbutton")].count == 2
+
+
+def test_several_rules_an_attribute_filter_and_reset_with_count_and_sum(product: LocalProduct) -> None:
+    tables = Rule(
+        "tables",
+        RuleType.AGGREGATE,
+        "purchase",
+        attribute=AttributeFilter("product", "table"),
+        count=CountCondition(Operator.GREATER_OR_EQUAL, 2),
+    )
+    spend = Rule(
+        "spend",
+        RuleType.AGGREGATE,
+        "purchase",
+        count=CountCondition(Operator.GREATER_OR_EQUAL, 2),
+        sum=SumCondition(Operator.GREATER, Decimal(100), "price"),
+        reset=True,
+    )
+    purchases = Rule("purchases", RuleType.AGGREGATE, "purchase", count=CountCondition(Operator.EQUAL, 3))
+    rules = [tables, spend, purchases]
+    values = [("table", "99.99"), ("chair", "0.01"), ("table", "0.01"), ("table", "150"), ("lamp", "1")]
+    events = [
+        click("u1", "purchase", n, attributes={"product": product_name}, metrics={"price": float(price)})
+        for n, (product_name, price) in enumerate(values)
+    ]
+    product.put_rules(rules)
+    product.put_events(events)
+    _all_succeeded(product.ingest())
+    assert actual(product) == expected(rules, events)
+    by_rule = {(o["rule_id"], o["kind"], o["cycle"]) for o in product.outcomes()}
+    # spend: 99.99, 100.00 (not greater), 100.01 at the third -> reached; then 150, 151 at the second -> reached.
+    assert by_rule == {
+        ("tables", "qualified", None),
+        ("spend", "reached", 1),
+        ("spend", "reached", 2),
+        ("purchases", "qualified", None),
+    }
+    spend_counter = product.counters()[("u1", "spend")]
+    assert (spend_counter.count, spend_counter.sum, spend_counter.cycle) == (0, Decimal(0), 2)
+
+
+def test_a_250_event_group_commits_in_order_in_chunks(aws: LocalAws) -> None:
+    product = LocalProduct(aws, parameters={"BatchSize": "300"})
+    rules = [Rule("pairs", RuleType.AGGREGATE, "tap", count=CountCondition(Operator.GREATER_OR_EQUAL, 2), reset=True)]
+    events = [click("u1", "tap", n) for n in range(250)]
+    product.put_rules(rules)
+    product.put_events(events)
+    report = product.ingest()
+    _all_succeeded(report)
+    assert report.batches == 1
+    states = aws.entered_states(report.executions[0].arn)
+    assert states.count("CommitChunk") == 4  # 250 claims and 125 outcomes need four transactions
+    # Too large for a state's payload: the transactions went through S3, read back one at a time.
+    assert states.count("LoadChunk") == 4
+    assert report.executions[0].output["summary"]["spilled_groups"] == 1
+    assert actual(product) == expected(rules, events)
+    assert product.counters()[("u1", "pairs")].version == 4
+
+
+def test_a_sink_failing_three_times_then_succeeding(aws: LocalAws, product: LocalProduct) -> None:
+    seed_endpoints(aws, ["u1"])
+    product.put_rules([GREENBUTTON])
+    product.put_events(click("u1", "greenbutton", n) for n in range(6))
+    aws.pinpoint.fail_next(3, "TooManyRequestsException", "UpdateEndpoint")
+    aws.reset_request_counts()
+    _all_succeeded(product.ingest())
+    assert aws.request_counts()["pinpoint.UpdateEndpoint"] == 4
+    (audit,) = product.audit_items()
+    assert audit["delivery"]["pinpoint"] == "delivered" and "pending" not in audit
+    assert product.sink_attributes()["pinpoint"] == {"u1": {"trk_greenbutton": "ready"}}
+    assert aws.request_counts()["events.PutEvents"] == 1
+
+
+def test_a_sink_failing_for_good_leaves_the_outcome_pending(aws: LocalAws, product: LocalProduct) -> None:
+    seed_endpoints(aws, ["u1"])
+    seed_profiles(aws, ["u1"])
+    product.put_rules([GREENBUTTON])
+    product.put_events(click("u1", "greenbutton", n) for n in range(6))
+    aws.profiles.fail_next(1000, "InternalServerException")
+    report = product.ingest()
+    _all_succeeded(report)  # a sink outage never fails the batch
+    assert product.counters()[("u1", "aggregate-greenbutton")].count == 6
+    (audit,) = product.audit_items()
+    assert audit["delivery"] == {"eventbridge": "delivered", "pinpoint": "delivered", "profiles": "failed"}
+    assert audit["pending"].startswith("P") and audit["pending_since"]
+    assert int(audit["delivery_attempts"]) == 1
+    assert "CountSinkFailure" in aws.entered_states(report.executions[0].arn)
+
+
+@pytest.mark.parametrize("event_type", ["_session.start", "trk_greenbutton"])
+def test_system_events_and_own_outputs_are_ignored(product: LocalProduct, event_type: str) -> None:
+    product.put_rules([GREENBUTTON])
+    product.put_events([click("u1", event_type, 1), click("u1", "greenbutton", 2)])
+    _all_succeeded(product.ingest())
+    assert list(product.counters()) == [("u1", "aggregate-greenbutton")]
+
+
+def test_a_rule_naming_a_system_event_counts_it(product: LocalProduct) -> None:
+    sessions = Rule(
+        "sessions", RuleType.AGGREGATE, "_session.start", count=CountCondition(Operator.GREATER_OR_EQUAL, 2)
+    )
+    product.put_rules([sessions])
+    product.put_events(click("u1", "_session.start", n) for n in range(3))
+    _all_succeeded(product.ingest())
+    assert product.counters()[("u1", "sessions")].count == 3
