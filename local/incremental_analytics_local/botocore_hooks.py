@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.handlers
@@ -44,6 +44,8 @@ class _Registry:
     counter: Counter[str]
     lock: threading.Lock
     answered_by_moto: Callable[[str], bool] = lambda url: True
+    # Called with (service, operation, API parameters) for every counted request: measurements hook in here.
+    observers: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
     active: bool = False
 
 
@@ -69,6 +71,8 @@ def _count_and_answer(
     if not getattr(_internal, "depth", 0):
         with _registry.lock:
             _registry.counter[f"{service}.{model.name}"] += 1
+        for observer in list(_registry.observers):
+            observer(service, model.name, context.get(PARAMS_KEY, {}))
     responder = _registry.responders.get(service)
     if responder is None:
         if _registry.answered_by_moto(str(params.get("url", ""))):
@@ -116,11 +120,16 @@ def activate(responders: Mapping[str, Responder], answered_by_moto: Callable[[st
 def deactivate() -> None:
     _registry.active = False
     _registry.responders = {}
+    _registry.observers.clear()
 
 
 def request_counts() -> dict[str, int]:
     with _registry.lock:
         return dict(sorted(_registry.counter.items()))
+
+
+def observe(observer: Callable[[str, str, dict[str, Any]], None]) -> None:
+    _registry.observers.append(observer)
 
 
 def count(name: str) -> None:

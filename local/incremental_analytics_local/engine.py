@@ -164,10 +164,13 @@ class LocalAws:
     def wait_for_execution(self, execution_arn: str, *, deadline_seconds: float = 300) -> ExecutionResult:
         started = time.monotonic()
         deadline = started + deadline_seconds
-        while glue.execution_running(ACCOUNT_ID, self.region, execution_arn):
+        running = glue.execution_watch(ACCOUNT_ID, self.region, execution_arn)
+        pause = 0.0005
+        while running():
             if time.monotonic() > deadline:
                 raise ExecutionTimeout(f"{execution_arn} still running after {deadline_seconds} s")
-            time.sleep(0.001)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.02)  # short executions answer fast; long ones are not polled hard
         seconds = time.monotonic() - started
         with uncounted():
             described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)

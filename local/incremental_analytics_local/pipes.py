@@ -17,7 +17,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,11 +94,14 @@ class PipeDriver:
         value = int(self._settings.get("MaximumRetryAttempts", -1))
         return 3 if value < 0 else value
 
-    def drain(self) -> PipeReport:
+    def drain(self, on_batch: Callable[[int], None] | None = None) -> PipeReport:
+        """Deliver everything the source holds now; `on_batch(records)` is told of each batch delivered."""
         report = PipeReport()
         for batch in self._batches(report):
             report.batches += 1
             self._deliver(batch, report)
+            if on_batch is not None:
+                on_batch(len(batch.records))
             if report.executions and report.executions[-1].status == "SUCCEEDED" and self._redeliver_now():
                 report.redeliveries += 1
                 if len(batch.records) > 1 and self.random.random() < 0.5:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +86,12 @@ class LocalProduct:
     def put_events(self, events: Iterable[Mapping[str, Any]]) -> int:
         return self.put_records((str(event.get("user_id", "")), json.dumps(event).encode()) for event in events)
 
-    def ingest(self, *, redeliver: float = 0.0, seed: int = 0) -> PipeReport:
+    def ingest(
+        self, *, redeliver: float = 0.0, seed: int = 0, on_batch: Callable[[int], None] | None = None
+    ) -> PipeReport:
         """Deliver everything on the stream through the Pipe to IngestBatch."""
-        return PipeDriver(self.aws, self.stack.pipes["IngestPipe"], redeliver=redeliver, seed=seed).drain()
+        driver = PipeDriver(self.aws, self.stack.pipes["IngestPipe"], redeliver=redeliver, seed=seed)
+        return driver.drain(on_batch)
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -99,11 +102,12 @@ class LocalProduct:
         for item in items:
             if item["sk"]["S"].startswith("R#"):
                 plain = item_from_dynamo(item)
+                figures = plain["st"]
                 found[(plain["user_id"], plain["rule_id"])] = Counter(
-                    count=int(plain["count"]),
-                    sum=plain["sum"],
-                    cycle=int(plain["cycle"]),
-                    qualified=bool(plain["qualified"]),
+                    count=int(figures["count"]),
+                    sum=figures["sum"],
+                    cycle=int(figures["cycle"]),
+                    qualified=bool(figures["qualified"]),
                     version=int(plain["version"]),
                 )
         return found

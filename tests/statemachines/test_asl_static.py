@@ -46,16 +46,18 @@ def test_the_checks_find_broken_graphs() -> None:
         d["States"]["MatchAndEvaluate"]["Retry"] = []
 
     def nested_dangling(d: dict[str, Any]) -> None:
-        commit = d["States"]["Apply"]["Branches"][2]["States"]["CommitCounters"]["ItemProcessor"]
+        commit = d["States"]["Apply"]["Branches"][1]["States"]["CommitCounters"]["ItemProcessor"]
         commit["States"]["CommitChunk"]["Catch"][0]["Next"] = "Gone"
 
     assert graph_problems(_mutated(dangling)) == [
         "(top)ParseRecords: goes to Nowhere, which is not a state here",
+        "(top)AnyRejects: unreachable",
         "(top)AnythingToDeliver: unreachable",
         "(top)Apply: unreachable",
         "(top)DeliverOutcomes: unreachable",
         "(top)Done: unreachable",
         "(top)MatchAndEvaluate: unreachable",
+        "(top)QuarantineRejects: unreachable",
     ]
     assert graph_problems(_mutated(no_default)) == ["(top)AnythingToDeliver: a Choice without a Default"]
     assert graph_problems(_mutated(no_retry)) == [
@@ -63,7 +65,7 @@ def test_the_checks_find_broken_graphs() -> None:
         "Lambda.AWSLambdaException, Lambda.SdkClientException, Lambda.ServiceException"
     ]
     found = graph_problems(_mutated(nested_dangling))
-    assert "Apply.branch[2]/CommitCounters.processor/CommitChunk: goes to Gone, which is not a state here" in found
+    assert "Apply.branch[1]/CommitCounters.processor/CommitChunk: goes to Gone, which is not a state here" in found
 
 
 def test_the_checks_find_placeholder_mismatches(tmp_path: Path) -> None:

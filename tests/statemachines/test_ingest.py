@@ -225,9 +225,9 @@ def test_a_250_event_group_commits_in_order_in_chunks(aws: LocalAws) -> None:
     _all_succeeded(report)
     assert report.batches == 1
     states = aws.entered_states(report.executions[0].arn)
-    assert states.count("CommitChunk") == 4  # 250 claims and 125 outcomes need four transactions
-    # Too large for a state's payload: the transactions went through S3, read back one at a time.
-    assert states.count("LoadChunk") == 4
+    # 250 claims and 125 outcomes need four transactions; too large for a state's payload, they went through
+    # S3 and were read back one at a time.
+    assert states.count("LoadChunk") == 4 and states.count("CommitLoadedChunk") == 4
     assert report.executions[0].output["summary"]["spilled_groups"] == 1
     assert actual(product) == expected(rules, events)
     assert product.counters()[("u1", "pairs")].version == 4

@@ -1,7 +1,8 @@
 """The product's DynamoDB items and keys, in DynamoDB's JSON, for the state machines' transactions.
 
 Counters table (one table, two kinds of item under each user's partition):
-  counter   pk=U#<user>  sk=R#<rule_id>                              the state of one (user, aggregate rule)
+  counter   pk=U#<user>  sk=R#<rule_id>                              the state of one (user, aggregate rule):
+            `st` {count, sum, cycle, qualified}, `version`, and `recent`, the evidence ring of the latest events
   claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL
 Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purging a rule's state.
 
@@ -77,16 +78,17 @@ def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> tuple[Co
     version = int(plain.get("version", 0))
     if plain.get("identity") != identity or "recent" not in plain:
         return CounterState(), version, True
-    cycle = int(plain.get("cycle", 0))
+    figures = plain.get("st", {})
+    cycle = int(figures.get("cycle", 0))
     ring = sorted(
         (entry for entry in plain["recent"].values() if int(entry["c"]) == cycle), key=lambda entry: int(entry["n"])
     )
     recent = tuple(Contribution(str(e["i"]), int(e["t"]), Decimal(e["v"])) for e in ring)[-EVIDENCE_EVENTS:]
     state = CounterState(
-        count=int(plain.get("count", 0)),
-        sum=Decimal(plain.get("sum", 0)),
+        count=int(figures.get("count", 0)),
+        sum=Decimal(figures.get("sum", 0)),
         cycle=cycle,
-        qualified=bool(plain.get("qualified", False)),
+        qualified=bool(figures.get("qualified", False)),
         recent=recent,
     )
     return state, version, False
@@ -107,55 +109,54 @@ def _ring_entries(chunk: Chunk) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def counter_update(
+def counter_write(
     *,
     table: str,
     user_id: str,
     rule_id: str,
     identity: str,
     chunk: Chunk,
-    whole_ring: bool,
+    whole: bool,
     updated_at: str,
 ) -> dict[str, Any]:
-    """The counter's Update in a chunk's transaction: the new figures at the next version, conditioned on the
-    version read, and the chunk's events in the evidence ring (only the slots they take, unless whole)."""
+    """The counter's write in a chunk's transaction, conditioned on the version read: a Put of the whole item
+    for a new counter (or one kept under another counting identity), else an Update of the figures and of
+    the evidence-ring slots the chunk's events take. Few clauses keep it cheap to evaluate and to carry."""
     state = chunk.state
-    fields: dict[str, Any] = {
-        "count": state.count,
-        "sum": state.sum,
-        "cycle": state.cycle,
-        "qualified": state.qualified,
-        "version": chunk.version,
-        "rule_id": rule_id,
-        "user_id": user_id,
-        "identity": identity,
-        "updated_at": updated_at,
+    figures = {"count": state.count, "sum": state.sum, "cycle": state.cycle, "qualified": state.qualified}
+    condition = "#v = :e" if chunk.expected_version else "attribute_not_exists(pk) OR #v = :e"
+    common = {
+        "TableName": table,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {"#v": "version"},
     }
-    # Every name through a placeholder: count, sum and identity are among DynamoDB's reserved words.
-    names = {f"#{name}": name for name in fields} | {"#recent": "recent"}
-    values: dict[str, Any] = {f":{name}": value for name, value in fields.items()} | {
-        ":expected": chunk.expected_version
-    }
-    sets = [f"#{name} = :{name}" for name in fields]
     ring = _ring_entries(chunk)
-    if whole_ring:
-        sets.append("#recent = :ring")
-        values[":ring"] = ring
-    else:
-        for slot, entry in sorted(ring.items()):
-            names[f"#{slot}"] = slot
-            values[f":{slot}"] = entry
-            sets.append(f"#recent.#{slot} = :{slot}")
-    condition = "#version = :expected"
-    if chunk.expected_version == 0:
-        condition = "attribute_not_exists(pk) OR #version = :expected"
+    if whole:
+        item = {
+            **counter_key(user_id, rule_id),
+            **item_to_dynamo(
+                {
+                    "rule_id": rule_id,
+                    "user_id": user_id,
+                    "identity": identity,
+                    "version": chunk.version,
+                    "st": figures,
+                    "recent": ring,
+                    "updated_at": updated_at,
+                }
+            ),
+        }
+        return {"Put": {**common, "Item": item, "ExpressionAttributeValues": {":e": to_dynamo(chunk.expected_version)}}}
+    values: dict[str, Any] = {":st": figures, ":v": chunk.version, ":e": chunk.expected_version, ":u": updated_at}
+    sets = ["st = :st", "#v = :v", "updated_at = :u"]
+    for slot, entry in sorted(ring.items()):
+        values[f":{slot}"] = entry
+        sets.append(f"recent.{slot} = :{slot}")
     return {
         "Update": {
-            "TableName": table,
+            **common,
             "Key": counter_key(user_id, rule_id),
             "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {key: to_dynamo(value) for key, value in values.items()},
         }
     }
@@ -189,13 +190,13 @@ def chunk_transaction(
         for event in chunk.events
     ]
     items.append(
-        counter_update(
+        counter_write(
             table=counters_table,
             user_id=user_id,
             rule_id=rule_id,
             identity=identity,
             chunk=chunk,
-            whole_ring=whole_ring,
+            whole=whole_ring,
             updated_at=committed_at,
         )
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # What a state may carry, leaving room for the rest of the execution's data beside it.
-PAYLOAD_BUDGET_BYTES = 160_000
+PAYLOAD_BUDGET_BYTES = 200_000
 SPILL_PREFIX = "spill/"
 
 

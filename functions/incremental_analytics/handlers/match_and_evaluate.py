@@ -90,6 +90,7 @@ def group_payload(
         "carried": list(carried),
         "position": {"index": 0},
         "count": len(transactions),
+        "last": len(transactions) - 1,
         "attempt": attempt,
     }
 
@@ -141,7 +142,7 @@ def evaluate_batch(
         "timeseries": timeseries,
         "summary": {
             "events": len(parsed),
-            "ignored": len(parsed) - len(kept),
+            "ignored_system": len(parsed) - len(kept),
             "duplicates": len(kept) - len(events),
             "accepted": len(events),
             "groups": len(payloads),
@@ -181,9 +182,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rules = _rules.get(client("dynamodb"), config.rules_table, config.rules_cache_seconds)
     result = evaluate_batch(config, rules, event["events"], str(event["execution"]), dt.datetime.now(dt.UTC))
     summary = result["summary"]
+    counts = event.get("counts") or {}
+    summary |= {"records": counts.get("records"), "rejected": counts.get("rejected"), "ignored": counts.get("ignored")}
     metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=summary["accepted"])
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=summary["duplicates"])
-    metrics.add_metric(name="IgnoredSystemEvents", unit=MetricUnit.Count, value=summary["ignored"])
+    metrics.add_metric(name="IgnoredSystemEvents", unit=MetricUnit.Count, value=summary["ignored_system"])
     metrics.add_metric(name="Outcomes", unit=MetricUnit.Count, value=summary["outcomes"])
     metrics.add_metric(name="SpilledGroups", unit=MetricUnit.Count, value=summary["spilled_groups"])
     logger.info("evaluated batch", extra={**summary, "rules": len(rules)})

@@ -1,0 +1,204 @@
+"""The `incremental-analytics` command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import boto3
+
+from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
+from incremental_analytics_local import explain as explaining
+from incremental_analytics_local import trace as tracing
+from incremental_analytics_local.demo import demo
+from incremental_analytics_local.runner import RunError, RunOptions, run
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"incremental-analytics: error: {message}", file=sys.stderr)
+    return code
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be a fraction from 0 to 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be from 1 to 10000")
+    return value
+
+
+def command_run(args: argparse.Namespace) -> int:
+    options = RunOptions(
+        rules=args.rules,
+        events=args.events,
+        out=args.out,
+        now=args.now,
+        batch_size=args.batch_size,
+        redeliver=args.redeliver,
+        seed=args.seed,
+    )
+    try:
+        summary = run(options)
+    except RulesError as error:
+        return _fail(f"{args.rules}: {error}")
+    except RunError as error:
+        return _fail(str(error))
+    outcomes = summary["outcomes"]
+    print(
+        f"{summary['records']} records: {summary['accepted']} accepted, {summary['ignored']} ignored, "
+        f"{summary['rejected']} rejected, {summary['duplicates']} duplicates; outcomes: "
+        f"{outcomes['qualified']} qualified, {outcomes['disqualified']} disqualified, {outcomes['reached']} reached. "
+        f"Written to {args.out}"
+    )
+    return EXIT_OK
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    try:
+        if args.stack:
+            record = explaining.from_stack(args.stack, args.user, boto3.session.Session())
+        else:
+            record = explaining.from_run(args.source)
+        print(explaining.explain(record, args.user, args.rule))
+    except explaining.ExplainError as error:
+        return _fail(str(error))
+    return EXIT_OK
+
+
+def command_trace(args: argparse.Namespace) -> int:
+    try:
+        record = tracing.load_trace(args.source, args.execution)
+    except (FileNotFoundError, ValueError) as error:
+        return _fail(str(error))
+    out = args.html or args.source / "traces" / f"{record['name']}.html"
+    out.write_text(tracing.render_html(record))
+    print(tracing.text_path(record))
+    print(f"trace written to {out}")
+    return EXIT_OK
+
+
+def command_rules(args: argparse.Namespace) -> int:
+    try:
+        rules = load_rules_file(args.file.name, args.file.read_bytes())
+    except OSError as error:
+        return _fail(f"cannot read {args.file}: {error.strerror or error}")
+    except RulesError as error:
+        for problem in error.problems:
+            print(problem)
+        print(f"{args.file}: {len(error.problems)} problem(s); nothing would be applied", file=sys.stderr)
+        return EXIT_FAILED
+    if args.rules_command == "validate":
+        print(f"{args.file}: {len(rules)} valid rule(s)")
+    else:
+        print(json.dumps({"rules": [rule.to_dict() for rule in rules]}, indent=2))
+    return EXIT_OK
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    try:
+        demo(args.out, users=args.users, events=args.events)
+    except RunError as error:
+        return _fail(str(error))
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="incremental-analytics",
+        description="Per-user counters and rules over behavioural event streams, run on an embedded local AWS.",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_parser = commands.add_parser(
+        "run",
+        help="run the whole product locally on a rules file and an events file",
+        description="Deploy the SAM template on the embedded local AWS, stream EVENTS (JSONL) through the real "
+        "workflows and write outcomes.jsonl, attributes.json, emitted.jsonl, rejected.jsonl and summary.json.",
+    )
+    run_parser.add_argument("--rules", type=Path, required=True, help="JSON, YAML or Honeycode-layout CSV rules")
+    run_parser.add_argument("--events", type=Path, required=True, help="one event per line (JSONL)")
+    run_parser.add_argument("--out", type=Path, required=True, help="folder for the results")
+    run_parser.add_argument("--now", type=_timestamp, help="time of the date/window evaluation (ISO-8601)")
+    run_parser.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
+    run_parser.add_argument("--redeliver", type=_fraction, default=0.0, help="fraction of batches delivered again")
+    run_parser.add_argument("--seed", type=int, default=0, help="seed for the redelivery choices")
+    run_parser.set_defaults(handler=command_run)
+
+    explain_parser = commands.add_parser(
+        "explain",
+        help="why a user qualified (or did not yet)",
+        description="The rule as it stood, its conditions against the user's count and sum, the period, the "
+        "contributing events, the sink deliveries and the execution that decided it.",
+    )
+    explain_parser.add_argument("--user", required=True)
+    explain_parser.add_argument("--rule", help="only this rule")
+    source = explain_parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
+    source.add_argument("--stack", help="a deployed stack's name (uses your AWS credentials)")
+    explain_parser.set_defaults(handler=command_explain)
+
+    trace_parser = commands.add_parser(
+        "trace",
+        help="an execution's path through its state machine, as an HTML page",
+        description="Draw the state machine with the path an execution took, every visited state with its input, "
+        "output, error and retries, into one self-contained HTML file; print the path.",
+    )
+    trace_parser.add_argument("--from", dest="source", type=Path, required=True, help="a `run` output folder")
+    trace_parser.add_argument("--execution", help="execution name or ARN (default: the first kept)")
+    trace_parser.add_argument("--html", type=Path, help="where to write the page")
+    trace_parser.set_defaults(handler=command_trace)
+
+    rules_parser = commands.add_parser("rules", help="check and show rules files")
+    rules_commands = rules_parser.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    for name, text in (("validate", "list every problem of a rules file"), ("show", "print the normalised rules")):
+        action = rules_commands.add_parser(name, help=text, description=text)
+        action.add_argument("file", type=Path)
+        action.set_defaults(handler=command_rules)
+
+    demo_parser = commands.add_parser(
+        "demo",
+        help="the 2021 guide's cases on synthetic events, end to end, in about a minute",
+        description="Deploy the product locally, load spreadsheet rules, stream synthetic events, and show who "
+        "qualified, one explanation and one trace.",
+    )
+    demo_parser.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo_parser.add_argument("--users", type=int, default=50)
+    demo_parser.add_argument("--events", type=int, default=2000)
+    demo_parser.set_defaults(handler=command_demo)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""`incremental-analytics run`: the whole product on the embedded local AWS, files in, files out (SPEC 7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from incremental_analytics.domain.events import Event, Ignored, Rejected, normalise
+from incremental_analytics.domain.matching import RuleIndex
+from incremental_analytics.domain.rules import Rule, epoch_ms
+from incremental_analytics.domain.rules_loading import load_rules_file
+from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.product import LocalProduct, seed_endpoints, seed_profiles
+from incremental_analytics_local.progress import progress
+
+TRACES_KEPT = 25
+
+
+class RunError(Exception):
+    """A run that cannot start or complete: the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    rules: Path
+    events: Path
+    out: Path
+    now: dt.datetime | None = None
+    batch_size: int = 100
+    redeliver: float = 0.0
+    seed: int = 0
+
+
+def read_rules(path: Path) -> list[Rule]:
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise RunError(f"cannot read rules {path}: {error.strerror or error}") from None
+    return load_rules_file(path.name, content)
+
+
+def read_lines(path: Path) -> list[bytes]:
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise RunError(f"cannot read events {path}: {error.strerror or error}") from None
+    return content.splitlines()
+
+
+def partition_key(line: bytes, number: int) -> str:
+    """The line's user id, so that each user's events keep file order on the stream."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return f"line-{number}"
+    if isinstance(document, dict):
+        user = document.get("user_id")
+        endpoint = document.get("endpoint")
+        if isinstance(endpoint, dict) and isinstance(endpoint.get("User"), dict):
+            user = endpoint["User"].get("UserId", user)
+        if isinstance(user, str) and user:
+            return user[:256]
+    return f"line-{number}"
+
+
+def classify(lines: Sequence[bytes], rules: Sequence[Rule], now_ms: int) -> list[Event | Rejected | Ignored]:
+    system = RuleIndex(rules).system_event_types
+    return [normalise(line, now_ms=now_ms, ruled_system_events=system) for line in lines]
+
+
+def run(options: RunOptions) -> dict[str, Any]:
+    rules = read_rules(options.rules)
+    lines = read_lines(options.events)
+    if options.batch_size < 1 or options.batch_size > 10_000:
+        raise RunError("--batch-size must be from 1 to 10000")
+    if not 0.0 <= options.redeliver <= 1.0:
+        raise RunError("--redeliver must be a fraction from 0 to 1")
+    now = options.now or dt.datetime.now(dt.UTC)
+    started_ms = epoch_ms(dt.datetime.now(dt.UTC))
+    classified = classify(lines, rules, started_ms)
+    users = sorted({event.user_id for event in classified if isinstance(event, Event)})
+    options.out.mkdir(parents=True, exist_ok=True)
+
+    with LocalAws(time_scale=0.001) as aws:
+        product = LocalProduct(aws, parameters={"BatchSize": str(options.batch_size), "FunctionLogLevel": "WARNING"})
+        seed_endpoints(aws, users)
+        seed_profiles(aws, users)
+        product.put_rules(rules)
+        aws.reset_request_counts()
+        sequence_to_line = _put_lines(product, lines)
+        with progress("ingesting batches", len(lines)) as bar:
+            report = product.ingest(redeliver=options.redeliver, seed=options.seed, on_batch=bar.advance)
+        failed = [execution for execution in report.executions if execution.status != "SUCCEEDED"]
+        outcomes = product.outcomes()
+        audit = product.audit_items()
+        quarantined = product.quarantined()
+        attributes = _agreed_attributes(product)
+        executions = _execution_counts(aws, product)
+        requests = aws.request_counts()
+        _save_traces(aws, options.out, report.executions, outcomes)
+        counters = product.counters()
+
+    rejected = sorted({sequence_to_line[item["sequence_number"]]: item["reason"] for item in quarantined}.items())
+    summary = _summary(classified, rejected, outcomes, executions, requests)
+    summary["now"] = now.isoformat()
+    summary["failed_executions"] = len(failed)
+    _write_outputs(options.out, outcomes, audit, attributes, rejected, summary, rules, counters)
+    if failed:
+        raise RunError(
+            f"{len(failed)} execution(s) failed for good (first: {failed[0].error}); see {options.out / 'traces'}"
+        )
+    return summary
+
+
+def _put_lines(product: LocalProduct, lines: Sequence[bytes]) -> dict[str, int]:
+    """Every line on the stream, in file order; returns sequence number -> 1-based line number."""
+    kinesis = product.aws.client("kinesis")
+    stream = product.table("EventStream")
+    positions: dict[str, int] = {}
+    with progress("putting records", len(lines)) as bar, product.aws.uncounted():
+        for number, line in enumerate(lines, start=1):
+            answer = kinesis.put_record(StreamName=stream, PartitionKey=partition_key(line, number), Data=line)
+            positions[answer["SequenceNumber"]] = number
+            bar.advance()
+    return positions
+
+
+def _agreed_attributes(product: LocalProduct) -> dict[str, dict[str, str]]:
+    by_sink = product.sink_attributes()
+    pinpoint, profiles = by_sink["pinpoint"], by_sink["profiles"]
+    if pinpoint != profiles:
+        users = sorted(set(pinpoint) ^ set(profiles) | {u for u in pinpoint if pinpoint[u] != profiles.get(u)})
+        raise RunError(f"the attribute sinks disagree for {len(users)} user(s), first {users[0]}")
+    return dict(sorted(pinpoint.items()))
+
+
+def _execution_counts(aws: LocalAws, product: LocalProduct) -> dict[str, int]:
+    counts = {}
+    sfn = aws.client("stepfunctions")
+    with aws.uncounted():
+        for logical_id, ref in product.stack.of_type("AWS::Serverless::StateMachine").items():
+            name = logical_id.removesuffix("StateMachine")
+            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=ref)
+            counts[name] = sum(len(page["executions"]) for page in pages)
+    return counts
+
+
+def _summary(
+    classified: Sequence[Event | Rejected | Ignored],
+    rejected: Sequence[tuple[int, str]],
+    outcomes: Sequence[dict[str, Any]],
+    executions: dict[str, int],
+    requests: dict[str, int],
+) -> dict[str, Any]:
+    rejected_lines = {line for line, _ in rejected}
+    seen: set[str] = set()
+    accepted = ignored = duplicates = 0
+    for number, result in enumerate(classified, start=1):
+        if number in rejected_lines:
+            continue
+        if isinstance(result, Event):
+            accepted += 1
+            duplicates += result.event_id in seen
+            seen.add(result.event_id)
+        else:
+            ignored += 1
+    kinds = Counter(outcome["kind"] for outcome in outcomes)
+    return {
+        "records": len(classified),
+        "accepted": accepted,
+        "ignored": ignored,
+        "rejected": len(rejected),
+        "duplicates": duplicates,
+        "outcomes": {kind: kinds.get(kind, 0) for kind in ("qualified", "disqualified", "reached")},
+        "executions": executions,
+        "aws_requests": requests,
+    }
+
+
+def _write_outputs(  # noqa: PLR0917 - one writer of the run's files, each passed once
+    out: Path,
+    outcomes: Sequence[dict[str, Any]],
+    audit: Sequence[dict[str, Any]],
+    attributes: dict[str, dict[str, str]],
+    rejected: Sequence[tuple[int, str]],
+    summary: dict[str, Any],
+    rules: Sequence[Rule],
+    counters: dict[Any, Any],
+) -> None:
+    def jsonl(name: str, rows: Sequence[dict[str, Any]]) -> None:
+        (out / name).write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+    jsonl("outcomes.jsonl", outcomes)
+    jsonl(
+        "emitted.jsonl",
+        [
+            {
+                "user_id": o["user_id"],
+                "event_type": o["output"],
+                "rule_id": o["rule_id"],
+                "cycle": o["cycle"],
+                "outcome_id": o["outcome_id"],
+            }
+            for o in outcomes
+            if o["kind"] == "reached"
+        ],
+    )
+    jsonl("rejected.jsonl", [{"line": line, "reason": reason} for line, reason in rejected])
+    (out / "attributes.json").write_text(json.dumps(attributes, indent=2, sort_keys=True) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    # Beside the contract's files: what `explain` reads to answer "why" and "why not yet".
+    jsonl("rules.jsonl", [rule.to_dict() for rule in rules])
+    jsonl(
+        "deliveries.jsonl",
+        sorted(
+            ({"outcome_id": item["outcome_id"], **(item.get("delivery") or {"pending": True})} for item in audit),
+            key=lambda row: row["outcome_id"],
+        ),
+    )
+    jsonl(
+        "counters.jsonl",
+        [
+            {
+                "user_id": user,
+                "rule_id": rule,
+                "count": counter.count,
+                "sum": float(counter.sum) if counter.sum % 1 else int(counter.sum),
+                "cycle": counter.cycle,
+                "qualified": counter.qualified,
+            }
+            for (user, rule), counter in sorted(counters.items())
+        ],
+    )
+
+
+def _save_traces(aws: LocalAws, out: Path, executions: Sequence[Any], outcomes: Sequence[dict[str, Any]]) -> None:
+    """Keep the history of the executions worth looking at: those that decided outcomes, failed ones, a few more."""
+    deciding = {outcome["execution"] for outcome in outcomes}
+    chosen = [e for e in executions if e.status != "SUCCEEDED" or e.arn in deciding]
+    rest = [e for e in executions if e not in chosen]
+    chosen += random.Random(0).sample(rest, min(len(rest), 3))
+    folder = out / "traces"
+    folder.mkdir(exist_ok=True)
+    sfn = aws.client("stepfunctions")
+    with aws.uncounted():
+        for execution in chosen[:TRACES_KEPT]:
+            described = sfn.describe_execution(executionArn=execution.arn)
+            machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
+            record = {
+                "execution": execution.arn,
+                "name": described["name"],
+                "state_machine": machine["name"],
+                "status": described["status"],
+                "definition": json.loads(machine["definition"]),
+                "history": aws.history(execution.arn),
+            }
+            (folder / f"{described['name']}.json").write_text(json.dumps(record, default=str, indent=1))
