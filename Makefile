@@ -33,8 +33,11 @@ format: setup ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+demo: setup ## Run the product end to end on the embedded local AWS (about a minute)
+	$(VENV)/bin/incremental-analytics demo --out demo-output
+
 bench: setup ## Print the benchmark figures (no pass/fail)
 	$(PY) -m benchmarks.run
 
-clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean: ## Remove the virtual environment, caches and demo output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-output

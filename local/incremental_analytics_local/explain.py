@@ -27,6 +27,7 @@ class Record:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
     counters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    run_folder: str | None = None  # where `trace` finds executions kept by a local run
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -43,6 +44,7 @@ def from_run(folder: Path) -> Record:
         outcomes=_jsonl(folder / "outcomes.jsonl"),
         deliveries={row["outcome_id"]: row for row in _jsonl(folder / "deliveries.jsonl")},
         counters={(row["user_id"], row["rule_id"]): row for row in _jsonl(folder / "counters.jsonl")},
+        run_folder=str(folder),
     )
 
 
@@ -124,7 +126,7 @@ def _explain_rule(record: Record, user_id: str, rule_id: str) -> str:
     if not outcomes:
         lines.append(f"  Not qualified yet. {_not_yet(rule, record.counters.get((user_id, rule_id)))}")
     for outcome in outcomes:
-        lines += _explain_outcome(outcome, record.deliveries.get(outcome["outcome_id"]))
+        lines += _explain_outcome(outcome, record.deliveries.get(outcome["outcome_id"]), record.run_folder)
     counter = record.counters.get((user_id, rule_id))
     if counter and outcomes:
         lines.append(
@@ -173,7 +175,7 @@ def _not_yet(rule: dict[str, Any] | None, counter: dict[str, Any] | None) -> str
     return "; ".join(needs) + "."
 
 
-def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None) -> list[str]:
+def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, run_folder: str | None) -> list[str]:
     evidence = outcome["evidence"]
     what = {"qualified": "QUALIFIED", "disqualified": "DISQUALIFIED", "reached": "REACHED the target"}[outcome["kind"]]
     cycle = f" (cycle {outcome['cycle']})" if outcome["cycle"] is not None else ""
@@ -198,7 +200,10 @@ def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None) -
     if outcome.get("execution"):
         name = outcome["execution"].rsplit(":", 1)[-1]
         lines.append(f"    decided by execution {name}")
-        lines.append(f"      trace: incremental-analytics trace --from <run folder> --execution {name}")
+        if run_folder:
+            lines.append(f"      trace: incremental-analytics trace --from {run_folder} --execution {name}")
+        else:
+            lines.append(f"      its visual trace: the Step Functions console, execution {outcome['execution']}")
     return lines
 
 

@@ -132,6 +132,7 @@ class LocalProduct:
         pinpoint = {
             user: {name: values[0] for name, values in attributes.items() if values}
             for user, attributes in self.aws.pinpoint.user_attributes(PINPOINT_APPLICATION).items()
+            if attributes
         }
         profiles: dict[str, dict[str, str]] = {}
         domain = self.aws.profiles.domains.get(PROFILES_DOMAIN)

@@ -106,7 +106,9 @@ def run(options: RunOptions) -> dict[str, Any]:
         _save_traces(aws, options.out, report.executions, outcomes)
         counters = product.counters()
 
-    rejected = sorted({sequence_to_line[item["sequence_number"]]: item["reason"] for item in quarantined}.items())
+    rejected = sorted(
+        {sequence_to_line[(item["shard_id"], item["sequence_number"])]: item["reason"] for item in quarantined}.items()
+    )
     summary = _summary(classified, rejected, outcomes, executions, requests)
     summary["now"] = now.isoformat()
     summary["failed_executions"] = len(failed)
@@ -118,15 +120,15 @@ def run(options: RunOptions) -> dict[str, Any]:
     return summary
 
 
-def _put_lines(product: LocalProduct, lines: Sequence[bytes]) -> dict[str, int]:
-    """Every line on the stream, in file order; returns sequence number -> 1-based line number."""
+def _put_lines(product: LocalProduct, lines: Sequence[bytes]) -> dict[tuple[str, str], int]:
+    """Every line on the stream, in file order; returns (shard, sequence number) -> 1-based line number."""
     kinesis = product.aws.client("kinesis")
     stream = product.table("EventStream")
-    positions: dict[str, int] = {}
+    positions: dict[tuple[str, str], int] = {}
     with progress("putting records", len(lines)) as bar, product.aws.uncounted():
         for number, line in enumerate(lines, start=1):
             answer = kinesis.put_record(StreamName=stream, PartitionKey=partition_key(line, number), Data=line)
-            positions[answer["SequenceNumber"]] = number
+            positions[(answer["ShardId"], answer["SequenceNumber"])] = number
             bar.advance()
     return positions
 
@@ -247,6 +249,8 @@ def _save_traces(aws: LocalAws, out: Path, executions: Sequence[Any], outcomes: 
     chosen += random.Random(0).sample(rest, min(len(rest), 3))
     folder = out / "traces"
     folder.mkdir(exist_ok=True)
+    names = [arn.rsplit(":", 1)[-1] for arn in sorted(deciding) if arn]
+    (folder / "index.json").write_text(json.dumps({"deciding": names}, indent=1))
     sfn = aws.client("stepfunctions")
     with aws.uncounted():
         for execution in chosen[:TRACES_KEPT]:

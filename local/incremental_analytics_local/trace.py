@@ -323,5 +323,9 @@ def load_trace(folder: Path, execution: str | None) -> dict[str, Any]:
         path = matching[0]
     else:
         path = files[0]
+        index = traces / "index.json"
+        if index.exists():  # the first execution that decided an outcome, when the run kept one
+            deciding = json.loads(index.read_text()).get("deciding") or []
+            path = next((p for p in files if p.stem in deciding), path)
     record: dict[str, Any] = json.loads(path.read_text())
     return record
