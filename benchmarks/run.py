@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import platform
 
-from benchmarks import inprocess, local_engine
+from benchmarks import ingest_cost, inprocess, local_engine
 
 
 def _table(title: str, rows: list[dict[str, object]]) -> None:
@@ -31,6 +32,13 @@ def main() -> None:
         "Local AWS: the fixture's Express workflow over 300 records in batches of 10 (Task states per second)",
         [local_engine.task_states_per_second()],
     )
+    figures = ingest_cost.main()
+    requests = figures.pop("requests_per_1000_events")
+    cost = figures.pop("cost_per_million_events_usd")
+    _table("Ingest: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflow", [figures])
+    _table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
+    print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
+    print(json.dumps(cost, indent=2))
 
 
 if __name__ == "__main__":

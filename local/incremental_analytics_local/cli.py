@@ -189,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument("--out", type=Path, default=Path("demo-output"))
     demo_parser.add_argument("--users", type=int, default=50)
-    demo_parser.add_argument("--events", type=int, default=2000)
+    demo_parser.add_argument("--events", type=int, default=1500)
     demo_parser.set_defaults(handler=command_demo)
     return root
 

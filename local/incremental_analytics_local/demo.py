@@ -25,7 +25,7 @@ def synthetic_events(users: int, events: int, seed: int = 2021) -> list[dict[str
     """Clicks and purchases from `users` people over the last hour, some users far busier than others."""
     rng = random.Random(seed)
     now_ms = int(time.time() * 1000)
-    weights = [rng.paretovariate(1.5) for _ in range(users)]
+    weights = [rng.uniform(0.3, 3.0) for _ in range(users)]
     lines: list[dict[str, object]] = []
     for n in range(events):
         user = f"user-{rng.choices(range(users), weights)[0]:03d}"
@@ -38,7 +38,7 @@ def synthetic_events(users: int, events: int, seed: int = 2021) -> list[dict[str
     return lines
 
 
-def demo(out: Path, *, users: int = 50, events: int = 2000) -> None:
+def demo(out: Path, *, users: int = 50, events: int = 1500) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rules_path, events_path = out / "rules.csv", out / "events.jsonl"
     rules_path.write_text(RULES_CSV)
@@ -63,11 +63,13 @@ def demo(out: Path, *, users: int = 50, events: int = 2000) -> None:
         counts = per_rule.get(rule_id, Counter())
         users_hit = len({o["user_id"] for o in record.outcomes if o["rule_id"] == rule_id})
         print(f"{rule_id:<36}{counts['qualified']:>10}{counts['reached']:>10}{users_hit:>8}")
-    if record.outcomes:
-        busiest = Counter(o["user_id"] for o in record.outcomes).most_common(1)[0][0]
-        print(f"\n$ incremental-analytics explain --from {out} --user {busiest}\n")
-        print(explaining.explain(record, busiest))
-        execution = next(o["execution"] for o in record.outcomes if o["user_id"] == busiest)
+    qualified = [o for o in record.outcomes if o["kind"] == "qualified"] or record.outcomes
+    if qualified:
+        chosen = qualified[0]
+        user, rule_id = chosen["user_id"], chosen["rule_id"]
+        print(f"\n$ incremental-analytics explain --from {out} --user {user} --rule {rule_id}\n")
+        print(explaining.explain(record, user, rule_id))
+        execution = chosen["execution"]
         trace = tracing.load_trace(out, execution)
         page = out / "traces" / f"{trace['name']}.html"
         page.write_text(tracing.render_html(trace))

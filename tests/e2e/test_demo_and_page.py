@@ -17,7 +17,7 @@ def test_demo_runs_to_completion(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["demo", "--out", str(tmp_path), "--users", "8", "--events", "300"]) == 0
     printed = capsys.readouterr().out
     assert "Ran the real workflows on the local AWS" in printed
-    assert "aggregate-redbutton" in printed and "REACHED the target" in printed
+    assert "aggregate-redbutton" in printed and "QUALIFIED at" in printed and "contributing events" in printed
     assert "The trace of that execution:" in printed
     page = Path(printed.strip().splitlines()[-1].rsplit(": ", 1)[1])
     assert page.exists() and "<svg" in page.read_text()

@@ -212,13 +212,19 @@ def test_rules_show_prints_the_normalised_rules(capsys: pytest.CaptureFixture[st
     assert [rule["rule_id"] for rule in shown["rules"]][:2] == ["aggregate-pageview", "date-purchase-product-table"]
 
 
-def test_the_console_script_answers_help() -> None:
-    for command in ([], ["run"], ["explain"], ["trace"], ["rules", "validate"], ["demo"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "incremental_analytics_local", *command, "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0 and "usage: incremental-analytics" in done.stdout
+@pytest.mark.parametrize("command", [[], ["run"], ["explain"], ["trace"], ["rules", "validate"], ["demo"]])
+def test_every_command_answers_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0 and "usage: incremental-analytics" in capsys.readouterr().out
+
+
+def test_the_module_runs_as_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "incremental_analytics_local", "rules", "validate", "/nonexistent.csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stderr.startswith("incremental-analytics: error: cannot read")
