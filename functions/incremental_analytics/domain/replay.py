@@ -57,31 +57,20 @@ def replay_contributions(
         recent = (*recent, contribution)[-EVIDENCE_EVENTS:]
         checks = rule.check(count, total)
         met = all(check.holds for check in checks)
-        if rule.reset:
-            if met:
-                cycle += 1
-                outcomes.append(
-                    make_outcome(
-                        rule,
-                        user_id,
-                        OutcomeKind.REACHED,
-                        occasion=cycle,
-                        occurred_at_ms=contribution.timestamp_ms,
-                        checks=checks,
-                        count=count,
-                        total=total,
-                        contributions=recent,
-                    )
-                )
-                count, total, recent = 0, Decimal(0), ()
+        kind: OutcomeKind | None = None
+        if met and rule.reset:
+            cycle += 1
+            kind = OutcomeKind.REACHED
         elif met and not qualified:
             qualified = True
+            kind = OutcomeKind.QUALIFIED
+        if kind is not None:
             outcomes.append(
                 make_outcome(
                     rule,
                     user_id,
-                    OutcomeKind.QUALIFIED,
-                    occasion=None,
+                    kind,
+                    occasion=cycle if rule.reset else None,
                     occurred_at_ms=contribution.timestamp_ms,
                     checks=checks,
                     count=count,
@@ -89,5 +78,7 @@ def replay_contributions(
                     contributions=recent,
                 )
             )
+        if met and rule.reset:
+            count, total, recent = 0, Decimal(0), ()
     new_state = replace(state, count=count, sum=total, cycle=cycle, qualified=qualified, recent=recent)
     return ReplayResult(new_state, tuple(outcomes))
