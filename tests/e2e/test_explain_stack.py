@@ -23,6 +23,7 @@ def _register_stack(aws: LocalAws, name: str, outputs: dict[str, str]) -> None:
     aws.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # moto: "Tried to parse AWS::CloudFormation::..."
 def test_explain_reads_a_deployed_stack(aws_with_product: tuple[LocalAws, LocalProduct]) -> None:
     aws, product = aws_with_product
     _register_stack(
