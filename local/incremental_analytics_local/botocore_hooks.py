@@ -46,6 +46,8 @@ class _Registry:
     answered_by_moto: Callable[[str], bool] = lambda url: True
     # Called with (service, operation, API parameters) for every counted request: measurements hook in here.
     observers: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
+    # (service, operation) -> [calls left to fail, error code, HTTP status]
+    faults: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     active: bool = False
 
 
@@ -73,12 +75,27 @@ def _count_and_answer(
             _registry.counter[f"{service}.{model.name}"] += 1
         for observer in list(_registry.observers):
             observer(service, model.name, context.get(PARAMS_KEY, {}))
+    fault = _registry.faults.get((service, model.name))
+    if fault and fault[0] > 0:
+        with _registry.lock:
+            fault[0] -= 1
+        return _answer(functools.partial(_fail, fault[1], fault[2]), model.name, {})
     responder = _registry.responders.get(service)
     if responder is None:
         if _registry.answered_by_moto(str(params.get("url", ""))):
             return None
         responder = functools.partial(_absent_service, service)
     return _answer(responder, model.name, context.get(PARAMS_KEY, {}))
+
+
+def _fail(code: str, status: int, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    raise ServiceError(code, f"{operation}: injected fault", status)
+
+
+def fail_next(service: str, operation: str, count: int, code: str, status: int = 400) -> None:
+    """The next `count` calls of service.Operation answer the given AWS error, from any caller."""
+    with _registry.lock:
+        _registry.faults[(service, operation)] = [count, code, status]
 
 
 def _absent_service(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +138,7 @@ def deactivate() -> None:
     _registry.active = False
     _registry.responders = {}
     _registry.observers.clear()
+    _registry.faults.clear()
 
 
 def request_counts() -> dict[str, int]:

@@ -142,6 +142,10 @@ class LocalAws:
     def reset_request_counts(self) -> None:
         botocore_hooks.reset_counts()
 
+    def fail_next(self, service: str, operation: str, count: int, code: str, status: int = 400) -> None:
+        """Make the next `count` calls of any service's operation fail with an AWS error (fault tests)."""
+        botocore_hooks.fail_next(service, operation, count, code, status)
+
     @staticmethod
     @contextmanager
     def uncounted() -> Iterator[None]:

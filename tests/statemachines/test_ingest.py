@@ -279,3 +279,16 @@ def test_a_rule_naming_a_system_event_counts_it(product: LocalProduct) -> None:
     product.put_events(click("u1", "_session.start", n) for n in range(3))
     _all_succeeded(product.ingest())
     assert product.counters()[("u1", "sessions")].count == 3
+
+
+def test_a_throttled_batch_fails_its_execution_and_the_retry_counts_once(aws: LocalAws, product: LocalProduct) -> None:
+    product.put_rules([REDBUTTON])
+    events = [click("u1", "redbutton", n) for n in range(8)]
+    product.put_events(events)
+    # More throttling than the workflow's own retries absorb (4 attempts): the execution fails, the Pipe retries.
+    aws.fail_next("dynamodb", "TransactWriteItems", 5, "ProvisionedThroughputExceededException")
+    report = product.ingest()
+    statuses = [execution.status for execution in report.executions]
+    assert statuses[0] == "FAILED" and statuses[-1] == "SUCCEEDED" and report.retries + report.bisections >= 1
+    assert "ProvisionedThroughputExceeded" in str(report.executions[0].error) + str(report.executions[0].cause)
+    assert actual(product) == expected([REDBUTTON], events)
