@@ -9,7 +9,6 @@ retries Lambda's transient errors; Express workflows declare a TimeoutSeconds.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -18,9 +17,8 @@ from typing import Any
 
 from statelint.linter import Linter
 
-from incremental_analytics_local.cfn import read_template
+from incremental_analytics_local.cfn import PLACEHOLDER, read_template
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 LAMBDA_TRANSIENT = frozenset({"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"})
 
 

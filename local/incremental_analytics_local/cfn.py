@@ -16,6 +16,8 @@ import cfnlint.decode
 
 NO_VALUE = object()
 _SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
+# A DefinitionSubstitutions placeholder in a state machine definition.
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 class TemplateError(ValueError):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from incremental_analytics_local.cfn import (
+    PLACEHOLDER,
     Context,
     TemplateError,
     evaluate_conditions,
@@ -314,8 +314,7 @@ def _function(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any
             memory_mb=int(props.get("MemorySize", 128)),
         )
     )
-    for event_name, event in (props.get("Events") or {}).items():
-        raise TemplateError(f"{logical_id}: event source {event_name} ({event.get('Type')}) is not emulated locally")
+    _refuse_event_sources(logical_id, props)
     return name, {"Arn": arn}
 
 
@@ -329,7 +328,7 @@ def _state_machine(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str
     else:
         raise TemplateError(f"{logical_id}: a state machine needs a DefinitionUri or a Definition")
     substitutions: Mapping[str, Any] = props.get("DefinitionSubstitutions") or {}
-    missing = sorted(set(_placeholders(text)) - set(substitutions))
+    missing = sorted(set(PLACEHOLDER.findall(text)) - set(substitutions))
     if missing:
         raise TemplateError(f"{logical_id}: no DefinitionSubstitutions for {', '.join(missing)}")
     for key, value in substitutions.items():
@@ -341,13 +340,14 @@ def _state_machine(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str
         roleArn=_arn(aws, "iam", "role/local-state-machine").replace(f":{aws.region}:", "::"),
         type=kind,
     )["stateMachineArn"]
-    for event_name, event in (props.get("Events") or {}).items():
-        raise TemplateError(f"{logical_id}: event source {event_name} ({event.get('Type')}) is not emulated locally")
+    _refuse_event_sources(logical_id, props)
     return arn, {"Arn": arn, "Name": name}
 
 
-def _placeholders(text: str) -> list[str]:
-    return re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)
+def _refuse_event_sources(logical_id: str, props: dict[str, Any]) -> None:
+    """SAM `Events` would wire a trigger the local AWS does not run: say so rather than skip it."""
+    for event_name, event in (props.get("Events") or {}).items():
+        raise TemplateError(f"{logical_id}: event source {event_name} ({event.get('Type')}) is not emulated locally")
 
 
 def _pipe(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:

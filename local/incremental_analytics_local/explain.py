@@ -6,7 +6,6 @@ Reads a `run` output folder, or a deployed stack's audit, counters and rules tab
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,7 +204,3 @@ def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, r
         else:
             lines.append(f"      its visual trace: the Step Functions console, execution {outcome['execution']}")
     return lines
-
-
-def users_in(record: Record) -> Iterable[str]:
-    return sorted({o["user_id"] for o in record.outcomes} | {user for user, _ in record.counters})

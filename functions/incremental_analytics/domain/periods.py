@@ -23,7 +23,6 @@ from incremental_analytics.domain.outcomes import (
 from incremental_analytics.domain.rules import Period, Rule, RuleType, epoch_ms
 
 EVENT_COLUMNS = ("user_id", "event_id", "timestamp_ms", "value")
-PARTIAL_COLUMNS = ("user_id", "count", "sum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +35,6 @@ class PeriodResult:
 
 def empty_events() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series([], dtype=object) for name in EVENT_COLUMNS}).astype({"timestamp_ms": "int64"})
-
-
-def empty_partials() -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series([], dtype=object) for name in PARTIAL_COLUMNS}).astype({"count": "int64"})
 
 
 def totals_per_user(events: pd.DataFrame, period: Period) -> pd.DataFrame:
