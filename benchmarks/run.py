@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import ingest_cost, inprocess, local_engine
+from benchmarks import ingest_cost, inprocess, local_engine, periods
 
 
-def _table(title: str, rows: list[dict[str, object]]) -> None:
+def table(title: str, rows: list[dict[str, object]]) -> None:
     print(f"\n{title}")
     if not rows:
         return
@@ -21,24 +21,28 @@ def _table(title: str, rows: list[dict[str, object]]) -> None:
 
 def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
-    _table(
+    table(
         "In-process: normalise + match + replay, 20,000 events from 500 users, batches of 100 (median of 5 runs)",
         inprocess.main(),
     )
-    _table(
+    table(
         "Local AWS: start, and start + deploy the fixture template (median of 5, ms)", [local_engine.start_and_deploy()]
     )
-    _table(
+    table(
         "Local AWS: the fixture's Express workflow over 300 records in batches of 10 (Task states per second)",
         [local_engine.task_states_per_second()],
     )
     figures = ingest_cost.main()
     requests = figures.pop("requests_per_1000_events")
     cost = figures.pop("cost_per_million_events_usd")
-    _table("Ingest: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflow", [figures])
-    _table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
+    table("Ingest: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflow", [figures])
+    table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
     print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
     print(json.dumps(cost, indent=2))
+    table(
+        "EvaluatePeriods: a 30-day window rule, hourly evaluation, by history size (benchmarks/periods.py)",
+        periods.main(),
+    )
 
 
 if __name__ == "__main__":

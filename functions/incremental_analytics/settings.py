@@ -25,6 +25,8 @@ class Settings:
     timeseries_shards: int = 4
     rules_cache_seconds: int = 30
     pending_shards: int = 4
+    lateness_hours: int = 24
+    redeliver_after_seconds: int = 300
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,4 +58,6 @@ class Settings:
             timeseries_shards=number("TIMESERIES_SHARDS", 4),
             rules_cache_seconds=number("RULES_CACHE_SECONDS", 30),
             pending_shards=number("PENDING_SHARDS", 4),
+            lateness_hours=number("LATENESS_HOURS", 24),
+            redeliver_after_seconds=number("REDELIVER_AFTER_SECONDS", 300),
         )

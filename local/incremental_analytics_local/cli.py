@@ -6,16 +6,19 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
+from incremental_analytics_local import rules_commands
 from incremental_analytics_local import trace as tracing
 from incremental_analytics_local.demo import demo
 from incremental_analytics_local.runner import RunError, RunOptions, run
+from incremental_analytics_local.stacks import StackError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -104,8 +107,11 @@ def command_trace(args: argparse.Namespace) -> int:
 
 
 def command_rules(args: argparse.Namespace) -> int:
+    if args.rules_command == "list":
+        return _with_stack(lambda session: rules_commands.list_text(rules_commands.stack_rules(args.stack, session)))
     try:
-        rules = load_rules_file(args.file.name, args.file.read_bytes())
+        content = args.file.read_bytes()
+        rules = load_rules_file(args.file.name, content)
     except OSError as error:
         return _fail(f"cannot read {args.file}: {error.strerror or error}")
     except RulesError as error:
@@ -115,8 +121,24 @@ def command_rules(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.rules_command == "validate":
         print(f"{args.file}: {len(rules)} valid rule(s)")
-    else:
+    elif args.rules_command == "show":
         print(json.dumps({"rules": [rule.to_dict() for rule in rules]}, indent=2))
+    elif args.rules_command == "diff":
+        return _with_stack(
+            lambda session: rules_commands.diff_text(rules_commands.stack_rules(args.stack, session), rules)
+        )
+    elif args.stack:
+        return _with_stack(lambda session: rules_commands.push_to_stack(args.file, content, args.stack, session))
+    else:
+        print(rules_commands.push_locally(args.file, content))
+    return EXIT_OK
+
+
+def _with_stack(action: Callable[[Any], str]) -> int:
+    try:
+        print(action(boto3.session.Session()))
+    except StackError as error:
+        return _fail(str(error))
     return EXIT_OK
 
 
@@ -174,12 +196,35 @@ def parser() -> argparse.ArgumentParser:
     trace_parser.add_argument("--html", type=Path, help="where to write the page")
     trace_parser.set_defaults(handler=command_trace)
 
-    rules_parser = commands.add_parser("rules", help="check and show rules files")
-    rules_commands = rules_parser.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_parser = commands.add_parser("rules", help="check rules files, and push them to the product")
+    rules_commands_parser = rules_parser.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     for name, text in (("validate", "list every problem of a rules file"), ("show", "print the normalised rules")):
-        action = rules_commands.add_parser(name, help=text, description=text)
+        action = rules_commands_parser.add_parser(name, help=text, description=text)
         action.add_argument("file", type=Path)
         action.set_defaults(handler=command_rules)
+    push = rules_commands_parser.add_parser(
+        "push",
+        help="upload a rules file: the whole rule set from now on",
+        description="Upload FILE under rules/ in a deployed stack's data bucket (--stack), where SyncRules applies "
+        "it; without --stack, into the embedded local AWS, printing what SyncRules and RulesChanged did.",
+    )
+    push.add_argument("file", type=Path)
+    push.add_argument("--stack", help="a deployed stack's name (uses your AWS credentials)")
+    push.set_defaults(handler=command_rules)
+    listing = rules_commands_parser.add_parser(
+        "list", help="the rules a deployed stack holds", description="the rules a deployed stack holds"
+    )
+    listing.add_argument("--stack", required=True, help="a deployed stack's name (uses your AWS credentials)")
+    listing.set_defaults(handler=command_rules)
+    difference = rules_commands_parser.add_parser(
+        "diff",
+        help="what pushing a rules file would change",
+        description="Rules FILE would create, change and delete in a deployed stack, and which changes purge "
+        "counters (SPEC 3.2) or start an evaluation.",
+    )
+    difference.add_argument("file", type=Path)
+    difference.add_argument("--stack", required=True, help="a deployed stack's name (uses your AWS credentials)")
+    difference.set_defaults(handler=command_rules)
 
     demo_parser = commands.add_parser(
         "demo",

@@ -1,7 +1,8 @@
-"""`incremental-analytics demo`: the 2021 guide's aggregate cases on synthetic events, end to end, locally."""
+"""`incremental-analytics demo`: the 2021 guide's three cases on synthetic events, end to end, locally."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import time
@@ -12,12 +13,17 @@ from incremental_analytics_local import explain as explaining
 from incremental_analytics_local import trace as tracing
 from incremental_analytics_local.runner import RunOptions, run
 
-# The sample sheet's aggregate rows, in the Honeycode layout a marketer would fill in.
-RULES_CSV = """RuleType,EventName,AttributeName,AttributeValue,Operator-C,Target-C,Operator-V,Target-V,\
+
+def rules_csv(today: dt.date) -> str:
+    """The sample sheet's cases in the Honeycode layout a marketer would fill in; the date rule's period is this
+    week, so that the demo's events (the last hour's) fall inside it."""
+    start, finish = today - dt.timedelta(days=1), today + dt.timedelta(days=5)
+    return f"""RuleType,EventName,AttributeName,AttributeValue,Operator-C,Target-C,Operator-V,Target-V,\
 ResetWhenReachTarget,StartDate,FinishDate,Key
 aggregator,greenbutton,na,999,greater,5,na,999,no,9999-99-99,9999-99-99,aggregatorgreenbutton
 aggregator,redbutton,na,999,greater,3,na,999,yes,9999-99-99,9999-99-99,aggregatorredbutton
 aggregator,purchase,product,table,greater,1,greater,300,no,9999-99-99,9999-99-99,aggregatorpurchasetable
+date,purchase,na,999,na,999,greater,500,no,{start},{finish},datepurchase
 """
 
 
@@ -41,7 +47,7 @@ def synthetic_events(users: int, events: int, seed: int = 2021) -> list[dict[str
 def demo(out: Path, *, users: int = 50, events: int = 1500) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rules_path, events_path = out / "rules.csv", out / "events.jsonl"
-    rules_path.write_text(RULES_CSV)
+    rules_path.write_text(rules_csv(dt.datetime.now(dt.UTC).date()))
     lines = [json.dumps(event) for event in synthetic_events(users, events)]
     lines.insert(len(lines) // 2, "{this line is not JSON")
     events_path.write_text("\n".join(lines) + "\n")

@@ -256,7 +256,13 @@ def _table(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) 
 
 def _bucket(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
     name = props.get("BucketName") or physical_name(stack.name, logical_id).lower()
-    aws.client("s3").create_bucket(Bucket=name)
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=name)
+    notifications = props.get("NotificationConfiguration") or {}
+    if (notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled") in (True, "true"):
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
     return name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com", "BucketName": name}
 
 

@@ -190,9 +190,7 @@ class LocalAws:
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """The execution's history events, oldest first (every page)."""
-        with uncounted():
-            paginator = self.client("stepfunctions").get_paginator("get_execution_history")
-            return [event for page in paginator.paginate(executionArn=execution_arn) for event in page["events"]]
+        return glue.execution_history(ACCOUNT_ID, self.region, execution_arn)
 
     def entered_states(self, execution_arn: str) -> list[str]:
         return [

@@ -12,6 +12,7 @@ from typing import Any
 
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rules_from_items
+from incremental_analytics_local.stacks import StackError, stack_outputs
 
 
 class ExplainError(Exception):
@@ -49,17 +50,10 @@ def from_run(folder: Path) -> Record:
 
 def from_stack(stack_name: str, user_id: str, session: Any) -> Record:
     """One user's record from a deployed stack: its outputs name the tables."""
-    cloudformation = session.client("cloudformation")
     try:
-        (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except Exception as error:
-        raise ExplainError(f"cannot read stack {stack_name}: {error}") from None
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-    missing = {"AuditTableName", "CountersTableName", "RulesTableName"} - set(outputs)
-    if missing:
-        raise ExplainError(
-            f"stack {stack_name} is not an incremental-analytics stack (no {', '.join(sorted(missing))})"
-        )
+        outputs = stack_outputs(stack_name, session, ["AuditTableName", "CountersTableName", "RulesTableName"])
+    except StackError as error:
+        raise ExplainError(str(error)) from None
     dynamodb = session.client("dynamodb")
     audit = _query(dynamodb, outputs["AuditTableName"], "user_id", user_id)
     counters = _query(dynamodb, outputs["CountersTableName"], "pk", f"U#{user_id}")

@@ -45,6 +45,11 @@ class _FakeService:
         with self._lock:
             self._faults.append(_Fault(count, code, frozenset(operations)))
 
+    def recover(self) -> None:
+        """The outage is over: faults not yet used up are dropped."""
+        with self._lock:
+            self._faults.clear()
+
     def __call__(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         method: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(self, f"op_{operation}", None)
         with self._lock:

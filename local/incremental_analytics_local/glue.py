@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import functools
 import importlib
+import json
 import logging
 import re
 import sys
@@ -26,7 +27,8 @@ from botocore.exceptions import ClientError
 from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import StreamShard
+from moto.dynamodb.models.table import StreamShard, Table
+from moto.events.models import Rule as EventsRule
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.generic.string_format import (
     StringFormat,
@@ -34,6 +36,7 @@ from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.g
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_aws_sdk,
+    state_task_service_callback,
     state_task_service_sfn,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -85,7 +88,86 @@ def apply() -> None:
     _json_ready_sdk_responses()
     _start_time_as_text()
     _faster_copies_and_paths()
+    _prompt_sync_child_executions()
+    _state_machine_targets_of_event_rules()
+    _queries_read_their_partition()
     _applied.append(True)
+
+
+SYNC_CHECK_SECONDS = 0.02
+
+
+def _prompt_sync_child_executions() -> None:
+    """`startExecution.sync` checks its child every 0.5 s, real time; a child takes tens of ms here."""
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = SYNC_CHECK_SECONDS  # type: ignore[misc]
+
+
+_query_scope = threading.local()
+
+
+def _queries_read_their_partition() -> None:
+    """moto's Query sorts every item of the table to find one partition's (an index query sorts them too, then
+    sorts its matches again): a query on a 60,000-item table took a second. Read the partition alone; give an
+    index query the items unsorted (it sorts what it keeps)."""
+    original_query = Table.query
+    original_all_items = Table.all_items
+
+    @functools.wraps(original_query)
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        _query_scope.of = (self, None if index_name else hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _query_scope.of = None
+
+    @functools.wraps(original_all_items)
+    def all_items(self: Any) -> Any:
+        scope = getattr(_query_scope, "of", None)
+        if scope is None or scope[0] is not self:
+            return original_all_items(self)
+        if not self.range_key_attr:  # one item per partition
+            found = self.items.get(scope[1]) if scope[1] is not None else None
+            return list(self.items.values()) if scope[1] is None else [found] if found is not None else []
+        if scope[1] is None:  # an index query
+            return [item for hash_set in self.items.values() for item in hash_set.values()]
+        partition = self.items.get(scope[1]) or {}
+        return sorted(partition.values(), key=lambda item: item.range_key)
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+
+
+_rule_targets_lock = threading.Lock()
+
+
+def _state_machine_targets_of_event_rules() -> None:
+    """moto's EventBridge rules deliver to queues, logs and buses only: a Step Functions target raises
+    NotImplementedError (and S3's notifications swallow it). Start the execution, with the event as input
+    (or the target's constant `Input`), as EventBridge does; other targets go the original way."""
+    original = EventsRule.send_to_targets
+
+    @functools.wraps(original)
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        machines = [target for target in self.targets if ":states:" in str(target["Arn"])]
+        others = [target for target in self.targets if target not in machines]
+        if machines and self.event_pattern.matches_event(original_event):
+            event = dict(original_event)
+            if isinstance(event.get("time"), int | float):
+                event["time"] = dt.datetime.fromtimestamp(event["time"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            backend = stepfunctions_parser_backends[self.account_id][self.region_name]
+            for target in machines:
+                text = target.get("Input") or json.dumps(event)
+                backend.start_execution(target["Arn"], str(uuid.uuid4()), text)
+        if others:
+            with _rule_targets_lock:
+                kept, self.targets = self.targets, others
+                try:
+                    original(self, original_event, transform_input)
+                finally:
+                    self.targets = kept
+
+    EventsRule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 def _cache_task_clients() -> None:
@@ -252,6 +334,20 @@ def execution_watch(account_id: str, region: str, execution_arn: str) -> Callabl
         return status is None or execution.status == "RUNNING"
 
     return running
+
+
+def execution_history(account_id: str, region: str, execution_arn: str) -> list[dict[str, Any]]:
+    """The execution's history events as GetExecutionHistory gives them (every page), read from moto's backend:
+    through the API, serialising and parsing a long history cost a quarter of the demo's time."""
+    events = stepfunctions_parser_backends[account_id][region].get_execution_history(execution_arn)["events"]
+    return [
+        {
+            **event,
+            "type": str(getattr(event["type"], "value", event["type"])),
+            "timestamp": dt.datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")),
+        }
+        for event in list(events)
+    ]
 
 
 def _transactions_without_table_copies() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -118,6 +120,7 @@ class LambdaRuntime:
         )
         output = io.StringIO()
         with self._lock, _environment(function), redirect_stdout(output), redirect_stderr(output):
+            _logs_follow_the_invocation(function.environment)
             self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
             try:
                 return handler(event, context), None
@@ -146,6 +149,29 @@ def _resolve(dotted: str) -> Handler:
         raise ValueError(f"handler {dotted!r} is not module.function")
     handler: Handler = getattr(importlib.import_module(module_name), attribute)
     return handler
+
+
+class _InvocationOutput(io.TextIOBase):
+    """Whatever stdout is now: the output of the invocation running, kept as its log."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _logs_follow_the_invocation(environment: Mapping[str, str]) -> None:
+    """Powertools' Logger binds the process's stdout and reads its level once, at import; on Lambda each function
+    is its own process. Here the function's log level applies, and its lines go to its log, not the terminal."""
+    service = environment.get("POWERTOOLS_SERVICE_NAME")
+    if not service:
+        return
+    python_logger = logging.getLogger(service)
+    for handler in python_logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.stream, _InvocationOutput):
+            handler.setStream(_InvocationOutput())
+    python_logger.setLevel(environment.get("POWERTOOLS_LOG_LEVEL", "INFO").upper())
 
 
 @contextmanager

@@ -189,7 +189,7 @@ class PipeDriver:
         if iterator is None:
             return []
         answer = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
-        self._iterators[shard_id] = answer.get("NextShardIterator") if answer["Records"] else None
+        self._iterators[shard_id] = answer.get("NextShardIterator")  # a later drain goes on from here
         records = []
         for record in answer["Records"]:
             change = dict(record["dynamodb"])

@@ -15,8 +15,8 @@ from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outc
 from incremental_analytics.adapters.rules_store import rule_item
 from incremental_analytics.domain.rules import Rule
 from incremental_analytics_local.deploy import Stack, deploy
-from incremental_analytics_local.engine import LocalAws
-from incremental_analytics_local.pipes import PipeDriver, PipeReport
+from incremental_analytics_local.engine import ExecutionResult, LocalAws
+from incremental_analytics_local.pipes import PipeDriver, PipeReport, Scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -60,6 +60,7 @@ class LocalProduct:
         self.stack: Stack = deploy(
             aws, template, stack_name=stack_name, parameters={**LOCAL_PARAMETERS, **(parameters or {})}
         )
+        self._rules_pipe: PipeDriver | None = None
 
     def table(self, logical_id: str) -> str:
         return str(self.stack.ref(logical_id))
@@ -92,6 +93,50 @@ class LocalProduct:
         """Deliver everything on the stream through the Pipe to IngestBatch."""
         driver = PipeDriver(self.aws, self.stack.pipes["IngestPipe"], redeliver=redeliver, seed=seed)
         return driver.drain(on_batch)
+
+    def evaluate_periods(
+        self, now: dt.datetime, *, rule_ids: Sequence[str] = (), name: str | None = None
+    ) -> ExecutionResult:
+        """One EvaluatePeriods execution at `now` (for the named rules, or all), as `run --now` starts it."""
+        payload: dict[str, Any] = {"now": now.astimezone(dt.UTC).isoformat()}
+        if rule_ids:
+            payload["rule_ids"] = list(rule_ids)
+        name = name or "evaluate-" + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        arn = self.aws.client("stepfunctions").start_execution(
+            stateMachineArn=self.table("EvaluatePeriodsStateMachine"), name=name, input=json.dumps(payload)
+        )["executionArn"]
+        return self.aws.wait_for_execution(arn)
+
+    def upload_rules_file(self, name: str, content: bytes | str) -> ExecutionResult:
+        """Drop a rules file under rules/ in the data bucket, as `rules push` does; S3 tells EventBridge, whose
+        rule starts SyncRules. Returns that execution, finished."""
+        machine = self.table("SyncRulesStateMachine")
+        before = set(self._executions(machine))
+        body = content.encode() if isinstance(content, str) else content
+        self.aws.client("s3").put_object(Bucket=self.table("DataBucket"), Key=f"rules/{name}", Body=body)
+        (started,) = set(self._executions(machine)) - before
+        return self.aws.wait_for_execution(started)
+
+    def apply_rule_changes(self) -> PipeReport:
+        """Deliver the rules table's stream to RulesChanged (through its Pipe), and wait for what it started."""
+        if self._rules_pipe is None:
+            self._rules_pipe = PipeDriver(self.aws, self.stack.pipes["RulesChangedPipe"])
+        report = self._rules_pipe.drain()
+        for arn in self._executions(self.table("EvaluatePeriodsStateMachine"), status="RUNNING"):
+            self.aws.wait_for_execution(arn)
+        return report
+
+    def _executions(self, machine: str, status: str | None = None) -> list[str]:
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.uncounted():
+            pages = sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine, **({"statusFilter": status} if status else {})
+            )
+            return [execution["executionArn"] for page in pages for execution in page["executions"]]
+
+    def fire_schedule(self, at: dt.datetime) -> ExecutionResult:
+        """What the hourly EventBridge Scheduler schedule does at `at`."""
+        return Scheduler(self.aws).fire(self.stack.schedules["EvaluatePeriodsSchedule"], at)
 
     # -- state ---------------------------------------------------------------------------------------------
 

@@ -96,14 +96,18 @@ def run(options: RunOptions) -> dict[str, Any]:
         sequence_to_line = _put_lines(product, lines)
         with progress("ingesting batches", len(lines)) as bar:
             report = product.ingest(redeliver=options.redeliver, seed=options.seed, on_batch=bar.advance)
-        failed = [execution for execution in report.executions if execution.status != "SUCCEEDED"]
+        with progress("evaluating date and window rules", 1) as bar:
+            evaluation = product.evaluate_periods(now, name="run-" + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S"))
+            bar.advance()
+        executions_run = [*report.executions, evaluation]
+        failed = [execution for execution in executions_run if execution.status != "SUCCEEDED"]
         outcomes = product.outcomes()
         audit = product.audit_items()
         quarantined = product.quarantined()
         attributes = _agreed_attributes(product)
         executions = _execution_counts(aws, product)
         requests = aws.request_counts()
-        _save_traces(aws, options.out, report.executions, outcomes)
+        _save_traces(aws, options.out, executions_run, outcomes)
         counters = product.counters()
 
     rejected = sorted(

@@ -228,3 +228,53 @@ def test_the_module_runs_as_the_command() -> None:
         check=False,
     )
     assert done.returncode == 1 and done.stderr.startswith("incremental-analytics: error: cannot read")
+
+
+def test_run_now_evaluates_the_guides_date_rules_once(
+    tmp_path: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sample Honeycode sheet; January and February 2021 events; `--now` after both periods closed."""
+
+    def at(month: int, day: int, hour: int = 12) -> str:
+        return f"2021-{month:02d}-{day:02d}T{hour:02d}:00:00Z"
+
+    events = [
+        *(
+            {"user_id": "gus", "event_type": "greenbutton", "timestamp": at(1, d), "metrics": {"v": 130}}
+            for d in (2, 9, 16, 23)
+        ),
+        *(
+            {"user_id": "hal", "event_type": "greenbutton", "timestamp": at(1, d), "metrics": {"v": 250}}
+            for d in (5, 6)
+        ),
+        {"user_id": "hal", "event_type": "greenbutton", "timestamp": at(2, 2), "metrics": {"v": 250}},  # after
+        *(
+            {
+                "user_id": "ivy",
+                "event_type": "purchase",
+                "timestamp": at(m, d),
+                "attributes": {"product": "table"},
+                "metrics": {"price": 49.5},
+            }
+            for m, d in ((1, 10), (1, 20), (2, 10), (2, 27))
+        ),
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
+    out = tmp_path / "out"
+    args = ["run", "--rules", str(samples / "honeycode_rules.csv"), "--events", str(tmp_path / "events.jsonl")]
+    assert main([*args, "--out", str(out), "--now", "2021-03-05T00:00:00Z"]) == 0
+
+    outcomes = sorted((o["user_id"], o["rule_id"], o["kind"]) for o in _jsonl(out / "outcomes.jsonl"))
+    assert outcomes == [("gus", "date-greenbutton", "qualified"), ("ivy", "date-purchase-product-table", "qualified")]
+    assert json.loads((out / "attributes.json").read_text()) == {
+        "gus": {"trk_date_greenbutton": "ready"},
+        "ivy": {"trk_date_purchase_table": "ready"},
+    }
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["executions"]["EvaluatePeriods"] == 1 and summary["now"].startswith("2021-03-05T00:00:00")
+    assert summary["executions"]["DeliverOutcomes"] == 2  # one chunk per rule with outcomes
+    capsys.readouterr()
+    assert main(["explain", "--from", str(out), "--user", "ivy", "--rule", "date-purchase-product-table"]) == 0
+    text = capsys.readouterr().out
+    assert "QUALIFIED at 2021-03-05T00:00:00.000Z" in text and "sum 198 greater 180: holds" in text
+    assert "2021-01-01T00:00:00.000Z" in text  # the period

@@ -12,9 +12,13 @@ import moto
 import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as sdk_service,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback as callback_service,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
@@ -46,6 +50,8 @@ def test_the_moto_source_the_patches_replace_is_unchanged() -> None:
     assert "table.put_item(data)" in inspect.getsource(DynamoDBBackend.update_item.__wrapped__)  # type: ignore[attr-defined]
     assert "boto_client_for(" in inspect.getsource(sdk_service)
     assert "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES" in inspect.getsource(sdk_service.StateTaskServiceAwsSdk.__mro__[2])
+    assert "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)" in inspect.getsource(callback_service)
+    assert callback_service._DELAY_SECONDS_SYNC_CONDITION_CHECK == glue.SYNC_CHECK_SECONDS
 
 
 def test_executions_started_without_a_name_get_distinct_arns(aws: LocalAws) -> None:
@@ -292,3 +298,90 @@ def test_json_paths_intrinsics_and_sdk_results_read_as_on_aws(aws: LocalAws) -> 
     assert output["keyed"] == {"two": 1}
     assert isinstance(output["started"], str) and output["started"].endswith("Z")
     assert output["read"]["body"] == {"n": 1} and isinstance(output["read"]["modified"], str)
+
+
+def test_a_sync_child_execution_is_awaited_promptly(aws: LocalAws) -> None:
+    child = _machine(
+        aws, "child", {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}}, "EXPRESS"
+    )
+    parent = _machine(
+        aws,
+        "parent",
+        {
+            "StartAt": "Run",
+            "States": {
+                "Run": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                    "Parameters": {"StateMachineArn": child, "Input": {"x": 1}},
+                    "ResultSelector": {"output.$": "$.Output", "status.$": "$.Status"},
+                    "End": True,
+                }
+            },
+        },
+    )
+    arn = aws.client("stepfunctions").start_execution(stateMachineArn=parent, name="p1", input="{}")["executionArn"]
+    result = aws.wait_for_execution(arn)
+    assert result.status == "SUCCEEDED" and result.output == {"output": {"ok": 1}, "status": "SUCCEEDED"}
+
+
+def test_a_query_reads_its_partition_and_an_index_query_finds_every_match(aws: LocalAws) -> None:
+    source = inspect.getsource(Table.query.__wrapped__)  # type: ignore[attr-defined]
+    assert "for item in self.all_items()" in source and "item.hash_key == hash_key" in source
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="t",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "pk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    for p in range(30):
+        for s in range(5):
+            item = {"pk": {"S": f"p{p:02d}"}, "sk": {"S": f"s{4 - s}"}, **({"g": {"S": "x"}} if s == 0 else {})}
+            dynamodb.put_item(TableName="t", Item=item)
+    one = dynamodb.query(
+        TableName="t",
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": "p07"}, ":s": {"S": "s"}},
+        Limit=3,
+    )
+    assert [item["sk"]["S"] for item in one["Items"]] == ["s0", "s1", "s2"] and "LastEvaluatedKey" in one
+    keys, start = [], None
+    while True:
+        page = dynamodb.query(
+            TableName="t",
+            IndexName="by-g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": "x"}},
+            Limit=7,
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        keys += [item["pk"]["S"] for item in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert keys == [f"p{p:02d}" for p in range(30)]
+
+
+def test_the_history_read_from_the_backend_is_the_api_history(aws: LocalAws) -> None:
+    machine = _machine(
+        aws,
+        "h",
+        {
+            "StartAt": "P",
+            "States": {"P": {"Type": "Pass", "Result": {"a": 1}, "Next": "F"}, "F": {"Type": "Fail", "Error": "E"}},
+        },
+    )
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="h1", input='{"k": 1}')["executionArn"]
+    aws.wait_for_execution(arn)
+    through_the_api = sfn.get_execution_history(executionArn=arn)["events"]
+    assert aws.history(arn) == through_the_api
+    assert [event["type"] for event in aws.history(arn)][-1] == "ExecutionFailed"

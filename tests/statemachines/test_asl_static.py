@@ -86,3 +86,13 @@ def test_statelint_runs_on_the_substituted_definition() -> None:
     broken["States"]["Done"]["Type"] = "Teleport"
     bad = StateMachineSource(source.logical_id, source.path, json.dumps(broken), source.substitutions, source.express)
     assert any(problem.startswith("statelint:") for problem in problems(bad))
+
+
+def test_every_workflow_delivers_outcomes_with_the_same_states() -> None:
+    """IngestBatch delivers inline (no child execution per batch); DeliverOutcomes serves the period evaluation and
+    the redelivery. Their delivery states are one design: a change to one must be made to both."""
+    by_id = {source.logical_id: json.loads(source.text) for source in SOURCES}
+    inline = dict(by_id["IngestBatchStateMachine"]["States"]["DeliverOutcomes"])
+    shared = dict(by_id["DeliverOutcomesStateMachine"]["States"]["DeliverOutcomes"])
+    assert inline.pop("Next") == "Done" and shared.pop("Next") == "Done"
+    assert inline == shared

@@ -9,8 +9,17 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from incremental_analytics.adapters.dynamodb_items import timeseries_event, timeseries_item
+from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import OutcomeKind
-from incremental_analytics.domain.periods import empty_events, evaluate_period, totals_per_user
+from incremental_analytics.domain.periods import (
+    DayPlan,
+    empty_events,
+    evaluate_period,
+    latest_endpoints,
+    plan_days,
+    totals_per_user,
+)
 from incremental_analytics.domain.rules import (
     CountCondition,
     Operator,
@@ -168,20 +177,6 @@ def test_sums_are_exact() -> None:
     assert result.qualified == {"u1"} and result.totals.at["u1", "sum"] == Decimal("0.3")
 
 
-def test_partial_totals_from_rolled_up_days_add_to_open_days() -> None:
-    partials = pd.DataFrame({"user_id": ["u1", "u2"], "count": [3, 1], "sum": [Decimal("450.5"), Decimal(10)]})
-    events = _events(
-        ("u1", dt.datetime(2021, 2, 1, tzinfo=UTC), "49.5"),
-        ("u1", dt.datetime(2021, 2, 1, 1, tzinfo=UTC), "0.01"),
-    )
-    result = evaluate_period(GREENBUTTON_DATE, LATER, events, partials=partials)
-    assert result.totals.loc["u1", "count"] == 5
-    assert result.totals.loc["u1", "sum"] == Decimal("500.01")
-    assert result.qualified == {"u1"}
-    (outcome,) = result.outcomes
-    assert outcome.evidence["events_total"] == 5 and len(outcome.evidence["events"]) == 2
-
-
 def test_duplicate_events_count_once() -> None:
     events = _events(("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "300"))
     doubled = pd.concat([events, events], ignore_index=True)
@@ -212,3 +207,80 @@ def test_aggregate_rules_have_no_period_evaluation() -> None:
     rule = Rule("a", RuleType.AGGREGATE, "x", count=CountCondition(Operator.GREATER, 0))
     with pytest.raises(ValueError, match="aggregate"):
         evaluate_period(rule, LATER, empty_events())
+
+
+DAY = dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("now", "closed", "opened", "closes"),
+    [
+        # before the period: nothing to read
+        (dt.datetime(2020, 12, 20, tzinfo=UTC), (), (), False),
+        # inside: days whose end plus the allowance has passed are closed; the rest, a day ahead included, open
+        (dt.datetime(2021, 1, 4, 12, tzinfo=UTC), ((1, 1), (1, 2)), ((1, 3), (1, 4), (1, 5)), False),
+        # the day after the finish date, inside the allowance: the last days still open, not closed
+        (dt.datetime(2021, 2, 2, 12, tzinfo=UTC), ((1, 1), (1, 31)), ((2, 1),), False),
+        # finish + the allowance has passed: every day closed, the final evaluation
+        (dt.datetime(2021, 2, 3, tzinfo=UTC), ((1, 1), (2, 1)), (), True),
+    ],
+)
+def test_plan_days_of_a_date_rule(
+    now: dt.datetime, closed: tuple[tuple[int, int], ...], opened: tuple[tuple[int, int], ...], closes: bool
+) -> None:
+    plan = plan_days(GREENBUTTON_DATE, now, DAY)
+    span = lambda days: (days[0], days[-1]) if len(days) > 2 else days  # noqa: E731 - first and last of a run
+    assert span(plan.closed) == tuple(dt.date(2021, m, d) for m, d in closed)
+    assert plan.open == tuple(dt.date(2021, m, d) for m, d in opened)
+    assert plan.closes is closes
+    assert not set(plan.closed) & set(plan.open)
+
+
+def test_plan_days_of_a_window_and_a_zone_that_spans_two_utc_days() -> None:
+    window = Rule("w", RuleType.WINDOW, "open", count=CountCondition(Operator.GREATER, 1), days=3)
+    plan = plan_days(window, dt.datetime(2021, 5, 10, 6, tzinfo=UTC), DAY)
+    assert plan == DayPlan(
+        closed=(dt.date(2021, 5, 7), dt.date(2021, 5, 8)),
+        open=(dt.date(2021, 5, 9), dt.date(2021, 5, 10)),
+        closes=False,
+    )
+    tokyo = Rule(
+        "t",
+        RuleType.DATE,
+        "open",
+        count=CountCondition(Operator.GREATER, 1),
+        start_date=dt.date(2021, 3, 1),
+        finish_date=dt.date(2021, 3, 1),
+        timezone="Asia/Tokyo",
+    )
+    assert plan_days(tokyo, dt.datetime(2021, 4, 1, tzinfo=UTC), DAY).closed == (
+        dt.date(2021, 2, 28),
+        dt.date(2021, 3, 1),
+    )
+
+
+def test_latest_endpoint_per_user() -> None:
+    events = _events(
+        ("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "1"),
+        ("u1", dt.datetime(2021, 1, 7, tzinfo=UTC), "1"),
+        ("u2", dt.datetime(2021, 1, 6, tzinfo=UTC), "1"),
+    )
+    events["endpoint_id"] = ["old", "new", None]
+    assert latest_endpoints(events, ["u1", "u2"]) == {"u1": "new", "u2": None}
+
+
+def test_a_stored_event_keeps_its_first_metric() -> None:
+    event = Event("e1", "u1", "purchase", 1_600_000_000_000, {"p": "x"}, {"zeta": Decimal("2.5"), "alpha": Decimal(1)})
+    item = timeseries_item(event, shards=4, ttl_seconds=86_400)
+    user, timestamp_ms, attributes, metrics, endpoint = timeseries_event(item)
+    assert (user, timestamp_ms, attributes, endpoint) == ("u1", 1_600_000_000_000, {"p": "x"}, None)
+    assert list(metrics) == ["zeta", "alpha"]  # SPEC 2.5: the first in the record, which a map would lose
+    rule = Rule(
+        "r",
+        RuleType.DATE,
+        "purchase",
+        sum=SumCondition(Operator.GREATER, Decimal(1)),
+        start_date=dt.date(2020, 1, 1),
+        finish_date=dt.date(2020, 12, 31),
+    )
+    assert rule.value_of(metrics) == Decimal("2.5")

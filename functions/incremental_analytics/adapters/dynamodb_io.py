@@ -60,3 +60,22 @@ class RulesCache:
             self._rules = rules_from_items(scan_all(client, table))
             self._loaded_at, self._source = now, (id(client), table)
         return self._rules
+
+
+BATCH_WRITE_LIMIT = 25
+
+
+def batch_write_deletes(client: Any, table: str, keys: Sequence[Mapping[str, Any]]) -> None:
+    """Delete every key, 25 a request, unprocessed ones retried with backoff."""
+    for start in range(0, len(keys), BATCH_WRITE_LIMIT):
+        request: dict[str, Any] = {
+            table: [{"DeleteRequest": {"Key": dict(key)}} for key in keys[start : start + BATCH_WRITE_LIMIT]]
+        }
+        for pause in (0.0, *_BACKOFF_SECONDS):
+            if pause:
+                time.sleep(pause)
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+        else:
+            raise UnprocessedKeysError(f"{table}: deletes still unprocessed after {len(_BACKOFF_SECONDS)} retries")

@@ -4,12 +4,14 @@ Counters table (one table, two kinds of item under each user's partition):
   counter   pk=U#<user>  sk=R#<rule_id>                              the state of one (user, aggregate rule):
             `st` {count, sum, cycle, qualified}, `version`, and `recent`, the evidence ring of the latest events
   claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL
+  period    pk=P#<rule_id>  sk=I#<identity>                         a date/window rule's evaluation state
 Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purging a rule's state.
 
 Audit table (the outbox): pk=user_id, sk=outcome_id; `rule_id`/`occurred_at` for the `by-rule` GSI, and
 `pending`/`pending_since` while some sink has not taken the outcome, for the sparse `pending` GSI.
 
 Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<event_id>, with a TTL.
+A map keeps no key order, so an event with several metrics also carries `metric_order` (SPEC 2.5's first metric).
 """
 
 from __future__ import annotations
@@ -213,6 +215,11 @@ def chunk_transaction(
     return items
 
 
+def period_key(rule_id: str, identity: str) -> dict[str, Any]:
+    """The evaluation state of a date or window rule: the run that holds it, the qualified set's S3 key."""
+    return {"pk": {"S": f"P#{rule_id}"}, "sk": {"S": f"I#{identity}"}}
+
+
 # -- the outbox -----------------------------------------------------------------------------------------------
 
 
@@ -271,8 +278,19 @@ def timeseries_item(event: Event, *, shards: int, ttl_seconds: int) -> dict[str,
                 "ts": event.timestamp_ms,
                 "attributes": dict(event.attributes) or None,
                 "metrics": dict(event.metrics) or None,
+                "metric_order": list(event.metrics) if len(event.metrics) > 1 else None,
                 "endpoint_id": event.endpoint_id,
                 "expires_at": event.timestamp_ms // 1000 + ttl_seconds,
             }
         ),
     }
+
+
+def timeseries_event(item: Mapping[str, Any]) -> tuple[str, int, dict[str, str], dict[str, Decimal], str | None]:
+    """(user_id, timestamp_ms, attributes, metrics in the record's order, endpoint_id) of a time-series item."""
+    attributes = {name: value["S"] for name, value in item.get("attributes", {}).get("M", {}).items()}
+    stored = {name: Decimal(value["N"]) for name, value in item.get("metrics", {}).get("M", {}).items()}
+    order = [entry["S"] for entry in item.get("metric_order", {}).get("L", [])]
+    metrics = {name: stored[name] for name in order if name in stored} | stored
+    endpoint = item.get("endpoint_id", {}).get("S")
+    return item["user_id"]["S"], int(item["ts"]["N"]), attributes, metrics, endpoint

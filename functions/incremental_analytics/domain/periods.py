@@ -51,44 +51,26 @@ def _exact_sum(values: pd.Series) -> Decimal:
     return sum(values, Decimal(0))
 
 
-def combine_totals(*parts: pd.DataFrame) -> pd.DataFrame:
-    """Add per-user totals from several sources (rolled-up days and open days)."""
-    frames = [part for part in parts if not part.empty]
-    if not frames:
-        return pd.DataFrame(
-            {"count": pd.Series([], dtype="int64"), "sum": pd.Series([], dtype=object)},
-            index=pd.Index([], name="user_id", dtype=object),
-        )
-    stacked = pd.concat(frames)
-    grouped = stacked.groupby(level=0, sort=True)
-    combined = pd.DataFrame({"count": grouped["count"].sum().astype("int64"), "sum": grouped["sum"].agg(_exact_sum)})
-    combined.index.name = "user_id"
-    return combined
-
-
 def evaluate_period(
     rule: Rule,
     now: dt.datetime,
     events: pd.DataFrame,
     previously_qualified: Iterable[str] = (),
     *,
-    partials: pd.DataFrame | None = None,
     occasion: str | None = None,
 ) -> PeriodResult:
     """Who meets a date or window rule at `now`, and what changed against the previously qualified set.
 
     `events`: the rule's matching events (columns user_id, event_id, timestamp_ms, value), possibly beyond the
-    period (they are filtered here). `partials`: per-user totals already rolled up for days inside the period
-    (columns user_id, count, sum). `occasion` names this evaluation in outcome ids (default: `now`).
+    period (they are filtered here); rolled-up closed days and raw open days together. `occasion` names this
+    evaluation in outcome ids (default: `now`).
     Candidates are users with at least one matching event in the period; a previously qualified user who no
     longer meets the rule, or is no longer a candidate, is disqualified.
     """
     if rule.type is RuleType.AGGREGATE:
         raise ValueError(f"rule {rule.rule_id} is an aggregate rule; it has no period")
     period = rule.period_at(now)
-    open_totals = totals_per_user(events, period)
-    rolled = [partials.set_index("user_id")[["count", "sum"]]] if partials is not None else []
-    totals = combine_totals(open_totals, *rolled)
+    totals = totals_per_user(events, period)
     totals = totals[totals["count"] > 0].copy()
     totals["met"] = _met(rule, totals)
 
@@ -154,4 +136,56 @@ def _contributions_by_user(
             for event_id, timestamp_ms, value in zip(rows["event_id"], rows["timestamp_ms"], rows["value"], strict=True)
         )
         for user_id, rows in latest.groupby("user_id")
+    }
+
+
+# -- which days an evaluation reads, and how ----------------------------------------------------------------
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class DayPlan:
+    """The UTC days (of the time-series layout) an evaluation of a rule at `now` covers.
+
+    `closed` days are past the lateness allowance: their events are rolled up once per rule into Parquet and
+    read from there; `open` days may still receive late events and are read from the time-series table.
+    `closes`: this is a date rule's final evaluation (its finish date plus the allowance has passed).
+    """
+
+    closed: tuple[dt.date, ...]
+    open: tuple[dt.date, ...]
+    closes: bool
+
+
+def utc_day(timestamp_ms: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=timestamp_ms // DAY_MS)
+
+
+def plan_days(rule: Rule, now: dt.datetime, lateness: dt.timedelta) -> DayPlan:
+    """Events are accepted up to a day ahead of processing time, so a period is read up to a day past `now`."""
+    period = rule.period_at(now)
+    now_ms = epoch_ms(now)
+    lateness_ms = lateness // dt.timedelta(milliseconds=1)
+    last_ms = min(period.end_ms, now_ms + DAY_MS) - 1
+    closed: list[dt.date] = []
+    opened: list[dt.date] = []
+    day = utc_day(period.start_ms)
+    while last_ms >= period.start_ms and day <= utc_day(last_ms):
+        day_end_ms = epoch_ms(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC))
+        (closed if day_end_ms + lateness_ms <= now_ms else opened).append(day)
+        day += dt.timedelta(days=1)
+    closes = rule.type is RuleType.DATE and period.end_ms + lateness_ms <= now_ms
+    return DayPlan(tuple(closed), tuple(opened), closes)
+
+
+def latest_endpoints(events: pd.DataFrame, users: Iterable[str]) -> dict[str, str | None]:
+    """The endpoint on each user's latest event (the Pinpoint sink's first choice), or None."""
+    wanted = events[events["user_id"].isin(set(users))]
+    if wanted.empty or "endpoint_id" not in wanted:
+        return {}
+    latest = wanted.sort_values(["timestamp_ms", "event_id"]).groupby("user_id").tail(1)
+    return {
+        str(user): (None if pd.isna(endpoint) else str(endpoint))
+        for user, endpoint in zip(latest["user_id"], latest["endpoint_id"], strict=True)
     }
