@@ -15,16 +15,9 @@ from incremental_analytics.domain.periods import evaluate_period
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, SumCondition, epoch_ms
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
 from incremental_analytics_local.product import LocalProduct, seed_endpoints, seed_profiles
+from tests.unit.helpers import GREENBUTTON_DATE
 
 UTC = dt.UTC
-GREENBUTTON_DATE = Rule(
-    "date-greenbutton",
-    RuleType.DATE,
-    "greenbutton",
-    sum=SumCondition(Operator.GREATER, Decimal(500)),
-    start_date=dt.date(2021, 1, 1),
-    finish_date=dt.date(2021, 2, 1),
-)
 
 
 def at(*parts: int, zone: dt.tzinfo = UTC) -> dt.datetime:

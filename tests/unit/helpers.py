@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from incremental_analytics.domain.events import Event
+from incremental_analytics.domain.rules import Operator, Rule, RuleType, SumCondition
 
 BASE_MS = 1_612_130_400_000  # 2021-01-31T22:00:00Z
+
+# The 2021 guide's case 3: greenbutton events whose metric sums over 500 from 2021-01-01 to 2021-02-01.
+GREENBUTTON_DATE = Rule(
+    "date-greenbutton",
+    RuleType.DATE,
+    "greenbutton",
+    sum=SumCondition(Operator.GREATER, Decimal(500)),
+    start_date=dt.date(2021, 1, 1),
+    finish_date=dt.date(2021, 2, 1),
+)
 
 
 def event(

@@ -28,16 +28,9 @@ from incremental_analytics.domain.rules import (
     SumCondition,
     epoch_ms,
 )
+from tests.unit.helpers import GREENBUTTON_DATE
 
 UTC = dt.UTC
-GREENBUTTON_DATE = Rule(
-    "date-greenbutton",
-    RuleType.DATE,
-    "greenbutton",
-    sum=SumCondition(Operator.GREATER, Decimal(500)),
-    start_date=dt.date(2021, 1, 1),
-    finish_date=dt.date(2021, 2, 1),
-)
 LATER = dt.datetime(2021, 3, 1, tzinfo=UTC)
 
 
