@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ class LocalProduct:
         self.stack: Stack = deploy(
             aws, template, stack_name=stack_name, parameters={**LOCAL_PARAMETERS, **(parameters or {})}
         )
+        self._ingest_pipe: PipeDriver | None = None
         self._rules_pipe: PipeDriver | None = None
 
     def table(self, logical_id: str) -> str:
@@ -90,9 +92,11 @@ class LocalProduct:
     def ingest(
         self, *, redeliver: float = 0.0, seed: int = 0, on_batch: Callable[[int], None] | None = None
     ) -> PipeReport:
-        """Deliver everything on the stream through the Pipe to IngestBatch."""
-        driver = PipeDriver(self.aws, self.stack.pipes["IngestPipe"], redeliver=redeliver, seed=seed)
-        return driver.drain(on_batch)
+        """Deliver what the stream received since the last call through the Pipe to IngestBatch."""
+        if self._ingest_pipe is None:
+            self._ingest_pipe = PipeDriver(self.aws, self.stack.pipes["IngestPipe"])
+        self._ingest_pipe.redeliver, self._ingest_pipe.random = redeliver, random.Random(seed)
+        return self._ingest_pipe.drain(on_batch)
 
     def evaluate_periods(
         self, now: dt.datetime, *, rule_ids: Sequence[str] = (), name: str | None = None
