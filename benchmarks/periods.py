@@ -45,7 +45,7 @@ def _history(aws: LocalAws, product: LocalProduct, events: int) -> None:
 def _evaluation(aws: LocalAws, product: LocalProduct, now: dt.datetime) -> dict[str, Any]:
     aws.reset_request_counts()
     started = time.monotonic()
-    result = product.evaluate_periods(now)
+    result = product.evaluate_periods(now, deadline_seconds=3600)
     seconds = time.monotonic() - started
     assert result.status == "SUCCEEDED" and result.output is not None, (result.error, result.cause)
     (rule,) = result.output["rules"]

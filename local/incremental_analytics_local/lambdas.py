@@ -18,7 +18,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,7 @@ class LambdaRuntime:
             log_group_name=f"/aws/lambda/{function.name}",
         )
         output = io.StringIO()
-        with self._lock, _environment(function), redirect_stdout(output), redirect_stderr(output):
+        with self._lock, _environment(function), _captured(output):
             _logs_follow_the_invocation(function.environment)
             self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
             try:
@@ -149,6 +149,38 @@ def _resolve(dotted: str) -> Handler:
         raise ValueError(f"handler {dotted!r} is not module.function")
     handler: Handler = getattr(importlib.import_module(module_name), attribute)
     return handler
+
+
+_capture = threading.local()
+
+
+class _ThreadOutput(io.TextIOBase):
+    """stdout or stderr that the invocation running on this thread captures, and every other thread keeps: a
+    process-wide redirect would also swallow what the rest of the process prints (a traceback, a progress bar)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def write(self, text: str) -> int:
+        target = getattr(_capture, "buffer", None)
+        written: int = (target if target is not None else self.real).write(text)
+        return written
+
+    def flush(self) -> None:
+        self.real.flush()
+
+
+@contextmanager
+def _captured(buffer: io.StringIO) -> Iterator[None]:
+    if not isinstance(sys.stdout, _ThreadOutput):
+        sys.stdout = _ThreadOutput(sys.stdout)
+    if not isinstance(sys.stderr, _ThreadOutput):
+        sys.stderr = _ThreadOutput(sys.stderr)
+    _capture.buffer = buffer
+    try:
+        yield
+    finally:
+        _capture.buffer = None
 
 
 class _InvocationOutput(io.TextIOBase):

@@ -99,7 +99,12 @@ class LocalProduct:
         return self._ingest_pipe.drain(on_batch)
 
     def evaluate_periods(
-        self, now: dt.datetime, *, rule_ids: Sequence[str] = (), name: str | None = None
+        self,
+        now: dt.datetime,
+        *,
+        rule_ids: Sequence[str] = (),
+        name: str | None = None,
+        deadline_seconds: float = 300,
     ) -> ExecutionResult:
         """One EvaluatePeriods execution at `now` (for the named rules, or all), as `run --now` starts it."""
         payload: dict[str, Any] = {"now": now.astimezone(dt.UTC).isoformat()}
@@ -109,7 +114,7 @@ class LocalProduct:
         arn = self.aws.client("stepfunctions").start_execution(
             stateMachineArn=self.table("EvaluatePeriodsStateMachine"), name=name, input=json.dumps(payload)
         )["executionArn"]
-        return self.aws.wait_for_execution(arn)
+        return self.aws.wait_for_execution(arn, deadline_seconds=deadline_seconds)
 
     def upload_rules_file(self, name: str, content: bytes | str) -> ExecutionResult:
         """Drop a rules file under rules/ in the data bucket, as `rules push` does; S3 tells EventBridge, whose

@@ -46,7 +46,8 @@ def test_batches_run_through_every_kind_of_task(aws: LocalAws, fixture_stack: St
     assert _counters(aws, fixture_stack) == {"user#u0": 4, "user#u1": 3, "user#u2": 3, "batches": report.batches}
     first = report.executions[0]
     states = aws.entered_states(first.arn)
-    assert states[:4] == ["Greet", "CheckMode", "Fanout", "Commit"]
+    assert states[:3] == ["Greet", "CheckMode", "Fanout"]
+    assert {"Commit", "CountBatch"} <= set(states[3:])  # the Parallel's branches start in either order
     assert states[-2:] == ["Announce", "StartWorker"]
     assert states.count("ClaimAndCount") == len(json.loads(_input(aws, first.arn)))
     assert aws.request_counts() == {
