@@ -9,6 +9,7 @@ later (steady state: rollups read from S3, only open days from DynamoDB). Figure
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import sys
 import time
@@ -52,6 +53,7 @@ def _evaluation(aws: LocalAws, product: LocalProduct, now: dt.datetime) -> dict[
     requests = aws.request_counts()
     return {
         "wall_s": round(seconds, 1),
+        "dynamodb_items_read": _rollup_items_read(aws, result.arn) + rule["timeseries_items_read"],
         "days_rolled_up": rule["days_rolled_up"],
         "rollups_read": rule["rollups_read"],
         "open_day_items_read": rule["timeseries_items_read"],
@@ -59,6 +61,16 @@ def _evaluation(aws: LocalAws, product: LocalProduct, now: dt.datetime) -> dict[
         "lambda_calls": requests.get("lambda.Invoke", 0),
         "qualified": rule["qualified"],
     }
+
+
+def _rollup_items_read(aws: LocalAws, execution_arn: str) -> int:
+    """What the RollupDay tasks read from the time series, from their outputs in the execution's history."""
+    total = 0
+    for event in aws.history(execution_arn):
+        output = event.get("taskSucceededEventDetails", {}).get("output")
+        if output and '"items_read"' in output:
+            total += int(json.loads(output)["Payload"]["items_read"])
+    return total
 
 
 def measure(events: int) -> list[dict[str, Any]]:
