@@ -21,6 +21,7 @@ from incremental_analytics_local.runner import RunError, RunOptions, run
 from incremental_analytics_local.stacks import StackError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STACK_HELP = "a deployed stack's name (uses your AWS credentials)"
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> int:
@@ -182,7 +183,7 @@ def parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--rule", help="only this rule")
     source = explain_parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
-    source.add_argument("--stack", help="a deployed stack's name (uses your AWS credentials)")
+    source.add_argument("--stack", help=STACK_HELP)
     explain_parser.set_defaults(handler=command_explain)
 
     trace_parser = commands.add_parser(
@@ -209,12 +210,12 @@ def parser() -> argparse.ArgumentParser:
         "it; without --stack, into the embedded local AWS, printing what SyncRules and RulesChanged did.",
     )
     push.add_argument("file", type=Path)
-    push.add_argument("--stack", help="a deployed stack's name (uses your AWS credentials)")
+    push.add_argument("--stack", help=STACK_HELP)
     push.set_defaults(handler=command_rules)
     listing = rules_commands_parser.add_parser(
         "list", help="the rules a deployed stack holds", description="the rules a deployed stack holds"
     )
-    listing.add_argument("--stack", required=True, help="a deployed stack's name (uses your AWS credentials)")
+    listing.add_argument("--stack", required=True, help=STACK_HELP)
     listing.set_defaults(handler=command_rules)
     difference = rules_commands_parser.add_parser(
         "diff",
@@ -223,7 +224,7 @@ def parser() -> argparse.ArgumentParser:
         "counters (SPEC 3.2) or start an evaluation.",
     )
     difference.add_argument("file", type=Path)
-    difference.add_argument("--stack", required=True, help="a deployed stack's name (uses your AWS credentials)")
+    difference.add_argument("--stack", required=True, help=STACK_HELP)
     difference.set_defaults(handler=command_rules)
 
     demo_parser = commands.add_parser(

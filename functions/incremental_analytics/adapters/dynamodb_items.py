@@ -29,6 +29,7 @@ from incremental_analytics.domain.commits import Chunk
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
+from incremental_analytics.domain.rules import iso_instant
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -179,7 +180,7 @@ def chunk_transaction(
     pending_shards: int,
 ) -> list[dict[str, Any]]:
     """The TransactItems of one chunk: claims, the versioned counter, the outbox outcomes."""
-    committed_at = now.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    committed_at = iso_instant(now)
     expires_at = {"N": str(int(now.timestamp()) + claim_ttl_seconds)}
     items: list[dict[str, Any]] = [
         {

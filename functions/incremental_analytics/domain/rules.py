@@ -247,6 +247,11 @@ def iso_ms(timestamp_ms: int) -> str:
     return from_epoch_ms(timestamp_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_instant(moment: dt.datetime) -> str:
+    """An aware datetime in the same form as iso_ms."""
+    return iso_ms(epoch_ms(moment))
+
+
 def to_decimal(value: int | float | str | Decimal) -> Decimal:
     """Exact decimal of a parsed number: floats go through their shortest repr, so 19.99 stays 19.99."""
     if isinstance(value, float):

@@ -17,15 +17,11 @@ from incremental_analytics.adapters.dynamodb_io import scan_all
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.delivery import delivery_item
 from incremental_analytics.domain.periods import evaluate_period, latest_endpoints, plan_days
-from incremental_analytics.domain.rules import Rule, RuleType, iso_ms, short_hash
+from incremental_analytics.domain.rules import Rule, RuleType, iso_instant, iso_ms, short_hash
 from incremental_analytics.observability import logger, metrics, tracer
 from incremental_analytics.settings import Settings
 
 OUTCOMES_PER_CHUNK = 25  # one DeliverOutcomes execution; its records stay far below the payload limit
-
-
-def settings() -> Settings:
-    return Settings.from_environment()
 
 
 def parse_instant(text: str) -> dt.datetime:
@@ -33,10 +29,6 @@ def parse_instant(text: str) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
     return moment.astimezone(dt.UTC)
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def occasion_of(now: dt.datetime) -> str:
@@ -69,20 +61,24 @@ def plan_evaluation(event: Mapping[str, Any], config: Settings, current: dt.date
     ]
     before = now - dt.timedelta(seconds=config.redeliver_after_seconds)
     return {
-        "now": iso(now),
+        "now": iso_instant(now),
         "occasion": occasion,
         "rules": [
-            {"rule": rule.to_dict(), "identity": rule.counting_identity, "run": run_of(rule, occasion)}
+            {
+                "rule": rule.to_dict(),
+                "state_key": items.period_key(rule.rule_id, rule.counting_identity),
+                "run": run_of(rule, occasion),
+            }
             for rule in rules
         ],
-        "redelivery": [{"shard": f"P{shard}", "before": iso(before)} for shard in range(config.pending_shards)],
+        "redelivery": [{"shard": f"P{shard}", "before": iso_instant(before)} for shard in range(config.pending_shards)],
     }
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def plan_evaluation_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    plan = plan_evaluation(event, settings(), dt.datetime.now(dt.UTC))
+    plan = plan_evaluation(event, Settings.from_environment(), dt.datetime.now(dt.UTC))
     logger.info("planned an evaluation", extra={"occasion": plan["occasion"], "rules": len(plan["rules"])})
     return plan
 
@@ -118,7 +114,7 @@ def plan_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def plan_rule_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    plan = plan_rule(event, settings())
+    plan = plan_rule(event, Settings.from_environment())
     logger.info(
         "planned a rule's days",
         extra={
@@ -149,7 +145,7 @@ def rollup_day(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def rollup_day_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = rollup_day(event, settings())
+    result = rollup_day(event, Settings.from_environment())
     metrics.add_metric(name="TimeSeriesItemsRead", unit=MetricUnit.Count, value=result["items_read"])
     logger.info("rolled up a day", extra={"rule_id": event["rule"]["rule_id"], "day": event["day"], **result})
     return result
@@ -180,7 +176,7 @@ def evaluate_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
     previous_key = event.get("previous")
     result = evaluate_period(rule, now, events, store.read_qualified(s3, bucket, previous_key), occasion=run)
     endpoints = latest_endpoints(events, (outcome.user_id for outcome in result.outcomes))
-    committed_at = iso(dt.datetime.now(dt.UTC))
+    committed_at = iso_instant(dt.datetime.now(dt.UTC))
     chunks = []
     for index in range(0, len(result.outcomes), OUTCOMES_PER_CHUNK):
         deliveries = [
@@ -224,7 +220,7 @@ def evaluate_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def evaluate_rule_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = evaluate_rule(event, settings())
+    result = evaluate_rule(event, Settings.from_environment())
     metrics.add_metric(name="TimeSeriesItemsRead", unit=MetricUnit.Count, value=result["timeseries_items_read"])
     metrics.add_metric(name="PeriodOutcomes", unit=MetricUnit.Count, value=sum(result["outcomes"].values()))
     logger.info(

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from incremental_analytics.adapters.aws_clients import client
 from incremental_analytics.adapters.dynamodb_io import scan_all
 from incremental_analytics.adapters.rules_store import rule_item, rules_from_items
-from incremental_analytics.domain.rules import Rule
+from incremental_analytics.domain.rules import Rule, iso_instant
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics.domain.rules_sync import diff_rules
 from incremental_analytics.observability import logger, tracer
@@ -41,7 +41,7 @@ def validate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str,
 def diff(wanted: list[dict[str, Any]], current: list[Rule], now: dt.datetime) -> dict[str, Any]:
     rules = [Rule.from_dict(entry) for entry in wanted]
     found = diff_rules(current, rules)
-    updated_at = now.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    updated_at = iso_instant(now)
     return {
         "put": [rule_item(rule, updated_at) for rule in (*found.created, *found.changed)],
         "delete": [{"rule_id": {"S": rule_id}} for rule_id in found.deleted],
