@@ -11,7 +11,8 @@ from pathlib import Path
 
 from incremental_analytics_local import explain as explaining
 from incremental_analytics_local import trace as tracing
-from incremental_analytics_local.runner import RunOptions, run
+from incremental_analytics_local.invocation import command_name
+from incremental_analytics_local.runner import RunOptions, prepare_out, run
 
 
 def rules_csv(today: dt.date) -> str:
@@ -45,7 +46,7 @@ def synthetic_events(users: int, events: int, seed: int = 2021) -> list[dict[str
 
 
 def demo(out: Path, *, users: int = 50, events: int = 1500) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     rules_path, events_path = out / "rules.csv", out / "events.jsonl"
     rules_path.write_text(rules_csv(dt.datetime.now(dt.UTC).date()))
     lines = [json.dumps(event) for event in synthetic_events(users, events)]
@@ -73,7 +74,7 @@ def demo(out: Path, *, users: int = 50, events: int = 1500) -> None:
     if qualified:
         chosen = qualified[0]
         user, rule_id = chosen["user_id"], chosen["rule_id"]
-        print(f"\n$ incremental-analytics explain --from {out} --user {user} --rule {rule_id}\n")
+        print(f"\n$ {command_name()} explain --from {out} --user {user} --rule {rule_id}\n")
         print(explaining.explain(record, user, rule_id))
         execution = chosen["execution"]
         trace = tracing.load_trace(out, execution)

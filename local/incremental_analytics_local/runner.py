@@ -1,4 +1,4 @@
-"""`incremental-analytics run`: the whole product on the embedded local AWS, files in, files out (SPEC 7)."""
+"""`incremental-analytics run`: the whole product on the embedded local AWS, files in, files out (docs/run.md)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ class RunOptions:
     batch_size: int = 100
     redeliver: float = 0.0
     seed: int = 0
+
+
+def prepare_out(folder: Path) -> None:
+    """Create the results folder (an existing one is reused: its files are overwritten)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunError(f"cannot write results to {folder}: it exists and is not a folder") from None
+    except OSError as error:
+        raise RunError(f"cannot write results to {folder}: {error.strerror or error}") from None
 
 
 def read_rules(path: Path) -> list[Rule]:
@@ -85,7 +95,7 @@ def run(options: RunOptions) -> dict[str, Any]:
     started_ms = epoch_ms(dt.datetime.now(dt.UTC))
     classified = classify(lines, rules, started_ms)
     users = sorted({event.user_id for event in classified if isinstance(event, Event)})
-    options.out.mkdir(parents=True, exist_ok=True)
+    prepare_out(options.out)
 
     with LocalAws(time_scale=0.001) as aws:
         product = LocalProduct(aws, parameters={"BatchSize": str(options.batch_size), "FunctionLogLevel": "WARNING"})

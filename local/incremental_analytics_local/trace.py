@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incremental_analytics_local.invocation import command_name
+
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD, HEADER = 190, 34, 24, 30, 12, 26
 _FAILURE_TYPES = ("Failed", "TimedOut", "Aborted")
 
@@ -314,7 +316,7 @@ def load_trace(folder: Path, execution: str | None) -> dict[str, Any]:
     traces = folder / "traces"
     files = sorted(traces.glob("*.json")) if traces.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"no traces in {folder} (run `incremental-analytics run` with --out {folder})")
+        raise FileNotFoundError(f"no traces in {folder} (run `{command_name()} run` with --out {folder})")
     if execution:
         name = execution.rsplit(":", 1)[-1]
         matching = [path for path in files if path.stem == name]
