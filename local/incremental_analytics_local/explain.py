@@ -12,6 +12,7 @@ from typing import Any
 
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rules_from_items
+from incremental_analytics.domain.numbers import json_number
 from incremental_analytics_local.invocation import command_name
 from incremental_analytics_local.stacks import StackError, stack_outputs
 
@@ -72,7 +73,7 @@ def from_stack(stack_name: str, user_id: str, session: Any) -> Record:
             figures = plain["st"]
             record.counters[(user_id, plain["rule_id"])] = {
                 "count": int(figures["count"]),
-                "sum": float(figures["sum"]),
+                "sum": json_number(figures["sum"]),
                 "cycle": int(figures["cycle"]),
                 "qualified": bool(figures["qualified"]),
             }

@@ -13,6 +13,7 @@ from typing import Any
 
 from incremental_analytics.domain.events import Event, Ignored, Rejected, normalise
 from incremental_analytics.domain.matching import RuleIndex
+from incremental_analytics.domain.numbers import json_number
 from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
 from incremental_analytics_local.engine import LocalAws
@@ -246,7 +247,7 @@ def _write_outputs(  # noqa: PLR0917 - one writer of the run's files, each passe
                 "user_id": user,
                 "rule_id": rule,
                 "count": counter.count,
-                "sum": float(counter.sum) if counter.sum % 1 else int(counter.sum),
+                "sum": json_number(counter.sum),
                 "cycle": counter.cycle,
                 "qualified": counter.qualified,
             }

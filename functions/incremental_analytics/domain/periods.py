@@ -1,6 +1,7 @@
 """SPEC 4.2: the state of a date or window rule's period, per user, with pandas.
 
-Values stay exact: the `value` and `sum` columns hold `decimal.Decimal` objects, never floats.
+Values stay exact: the `value` and `sum` columns hold `decimal.Decimal` objects, never floats, summed at
+DynamoDB's 38 digits (domain/numbers.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import cast
 
 import pandas as pd
 
+from incremental_analytics.domain import numbers
 from incremental_analytics.domain.outcomes import (
     EVIDENCE_EVENTS,
     Contribution,
@@ -48,7 +50,7 @@ def totals_per_user(events: pd.DataFrame, period: Period) -> pd.DataFrame:
 
 
 def _exact_sum(values: pd.Series) -> Decimal:
-    return sum(values, Decimal(0))
+    return numbers.total(values)
 
 
 def evaluate_period(

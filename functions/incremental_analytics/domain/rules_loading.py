@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 import yaml
 
-from incremental_analytics.domain.rules import Rule, to_decimal
+from incremental_analytics.domain.numbers import to_decimal
+from incremental_analytics.domain.rules import Rule
 
 
 class RulesError(ValueError):
