@@ -42,10 +42,8 @@ def test_sums_beyond_28_digits_are_exact_in_counters_outcomes_and_files(
     (tmp_path / "rules.json").write_text(json.dumps(RULES))
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    code = main(["run", "--rules", str(tmp_path / "rules.json"), "--events", str(tmp_path / "events.jsonl")] + [
-        "--out",
-        str(out),
-    ])
+    files = ["--rules", str(tmp_path / "rules.json"), "--events", str(tmp_path / "events.jsonl"), "--out", str(out)]
+    code = main(["run", *files])
     assert code == 0, capsys.readouterr().err
 
     counters = {row["user_id"]: row for row in map(json.loads, (out / "counters.jsonl").read_text().splitlines())}
