@@ -132,14 +132,15 @@ def command_rules(args: argparse.Namespace) -> int:
             args, lambda session: rules_commands.list_text(rules_commands.stack_rules(args.stack, session))
         )
     try:
-        content = args.file.read_bytes()
-        rules = load_rules_file(args.file.name, content)
+        content, size = rules_commands.read_rules_file(args.file)
+        rules = load_rules_file(args.file.name, content, size=size)
     except OSError as error:
         return _fail(f"cannot read {args.file}: {error.strerror or error}")
     except RulesError as error:
         for problem in error.problems:
             print(problem)
-        print(f"{args.file}: {len(error.problems)} problem(s); nothing would be applied", file=sys.stderr)
+        listed = "" if error.total == len(error.problems) else f" (the first {len(error.problems):,} listed)"
+        print(f"{args.file}: {error.total:,} problem(s){listed}; nothing would be applied", file=sys.stderr)
         return EXIT_FAILED
     if args.rules_command == "validate":
         print(f"{args.file}: {len(rules)} valid rule(s)")

@@ -19,6 +19,7 @@ from incremental_analytics.domain.rules_loading import load_rules_file
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct, seed_endpoints, seed_profiles
 from incremental_analytics_local.progress import progress
+from incremental_analytics_local.rules_commands import read_rules_file
 
 TRACES_KEPT = 25
 
@@ -50,10 +51,10 @@ def prepare_out(folder: Path) -> None:
 
 def read_rules(path: Path) -> list[Rule]:
     try:
-        content = path.read_bytes()
+        content, size = read_rules_file(path)
     except OSError as error:
         raise RunError(f"cannot read rules {path}: {error.strerror or error}") from None
-    return load_rules_file(path.name, content)
+    return load_rules_file(path.name, content, size=size)
 
 
 def read_lines(path: Path) -> list[bytes]:
