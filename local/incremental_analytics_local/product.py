@@ -122,8 +122,17 @@ class LocalProduct:
         machine = self.table("SyncRulesStateMachine")
         before = set(self._executions(machine))
         body = content.encode() if isinstance(content, str) else content
-        self.aws.client("s3").put_object(Bucket=self.table("DataBucket"), Key=f"rules/{name}", Body=body)
-        (started,) = set(self._executions(machine)) - before
+        key = f"rules/{name}"
+        self.aws.client("s3").put_object(Bucket=self.table("DataBucket"), Key=key, Body=body)
+        # The upload starts its execution at once; the report that execution writes (<file>.errors.json, also
+        # under rules/) may start another one meanwhile: take the one started for this key.
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.uncounted():
+            (started,) = [
+                arn
+                for arn in set(self._executions(machine)) - before
+                if json.loads(sfn.describe_execution(executionArn=arn)["input"])["detail"]["object"]["key"] == key
+            ]
         return self.aws.wait_for_execution(started)
 
     def apply_rule_changes(self) -> PipeReport:

@@ -87,12 +87,12 @@ def push_locally(path: Path, content: bytes) -> str:
         synced = product.upload_rules_file(path.name, content)
         if synced.status != "SUCCEEDED":
             return f"SyncRules {synced.status.lower()}: {synced.error}"
-        summary = (synced.output or {}).get("summary", {})
+        counts = (synced.output or {}).get("summary", {}).get("counts", {})
         changes = product.apply_rule_changes()
         applied = [change for execution in changes.executions for change in (execution.output or {}).get("changes", [])]
         evaluated = sum(1 for change in applied if change["evaluated"])
         return (
-            f"SyncRules: {len(summary.get('created', []))} created, {len(summary.get('changed', []))} changed, "
-            f"{len(summary.get('deleted', []))} deleted, {summary.get('unchanged', 0)} unchanged; RulesChanged: "
+            f"SyncRules: {counts.get('created', 0)} created, {counts.get('changed', 0)} changed, "
+            f"{counts.get('deleted', 0)} deleted, {counts.get('unchanged', 0)} unchanged; RulesChanged: "
             f"{len(applied)} change(s), {evaluated} date/window rule(s) evaluated at once (embedded local AWS)"
         )
