@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -58,7 +59,7 @@ def write_json(client: Any, bucket: str, key: str, value: Any) -> None:
 
 
 def read_json(client: Any, bucket: str, key: str) -> Any:
-    return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read(), parse_float=Decimal)
 
 
 def write_pages(
