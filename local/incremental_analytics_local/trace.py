@@ -975,7 +975,7 @@ def render_html(record: Mapping[str, Any]) -> str:
             f"<span class='status {_attr(status.lower())}'>{_text(status)}</span>",
             f"started {_text(_iso(trace.started))}" if trace.started else "",
             f"took {_duration(trace.seconds)}" if trace.seconds is not None else "",
-            f"{len(trace.steps)} states entered" + (f", {retried} retries" if retried else ""),
+            f"{_count(len(trace.steps), 'state')} entered" + (f", {retried} retries" if retried else ""),
             f"<span class='arn'>{_text(record.get('execution', ''))}</span>",
         )
         if part
@@ -1254,7 +1254,7 @@ def text_path(record: Mapping[str, Any]) -> str:
     retried = sum(step.retries for step in trace.steps)
     took = f", {_duration(trace.seconds)}" if trace.seconds is not None else ""
     lines = [
-        f"{record['state_machine']} {record['name']}: {record['status']}{took}, {len(trace.steps)} states entered"
+        f"{record['state_machine']} {record['name']}: {record['status']}{took}, {_count(len(trace.steps), 'state')} entered"
         + (f", {retried} retries" if retried else ""),
         "  " + " -> ".join(step.name for step in trace.top),
     ]
