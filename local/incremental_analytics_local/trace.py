@@ -30,7 +30,6 @@ from typing import Any
 from incremental_analytics_local.invocation import command_name
 
 _FAILURE_SUFFIXES = ("Failed", "TimedOut", "Aborted")  # TaskFailed, TaskStartFailed, MapIterationAborted, ...
-_STATUSES = ("ok", "caught", "failed", "running", "unvisited")
 
 # -- the history, as a tree of visited states -------------------------------------------------------------------
 
@@ -250,6 +249,8 @@ def _container(before: Step | Group | None, name: str, scopes: _Scopes) -> Group
         branch = next((index for index, names in enumerate(inner) if name in names), None)
         if branch is not None and before.kind == "Parallel":
             return before.group("branch", branch)
+        if branch is not None:  # a Map's state with no MapIterationStarted before it: a new iteration
+            return before.group("iteration", len(before.groups))
         container = before.parent
     else:
         container = None
@@ -321,13 +322,6 @@ def _time(value: Any) -> dt.datetime | None:
 
 def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
-
-
-def execution_failure(history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    for event in history:
-        if str(event["type"]).startswith("Execution") and str(event["type"]).endswith(_FAILURE_SUFFIXES):
-            return next((v for k, v in event.items() if k.endswith("EventDetails")), {"error": event["type"]})
-    return None
 
 
 def short_cause(cause: str, limit: int = 160) -> str:
@@ -428,7 +422,6 @@ class _Node:
     h: float = 0
     x: float = 0  # centre
     lines: list[str] = field(default_factory=list)
-    edge: Edge | None = None
     up: list[_Node] = field(default_factory=list)
     down: list[_Node] = field(default_factory=list)
 
@@ -536,7 +529,7 @@ def _path(path: str, compact: bool = False, keep: int = 16) -> str:
         if len(before) + 1 + len(kept) > keep:
             break
         kept = f"{before}.{kept}"
-    return "\u2026" + kept
+    return kept if kept == path else "\u2026" + kept
 
 
 def label_lines(text: str) -> list[str]:
@@ -588,7 +581,7 @@ def _place(scope: Scope, start: str) -> None:
         chain = [node_of[upper]]
         label_row = node_of[lower].layer - 1 if edge in back else node_of[upper].layer + 1
         for layer_no in range(node_of[upper].layer + 1, node_of[lower].layer):
-            point = _Node(None, layer_no, edge=edge)
+            point = _Node(None, layer_no)
             if layer_no == label_row and edge.label:
                 point.lines = label_lines(edge.label)
                 point.w = max(text_width(line, SMALL) for line in point.lines) + 6
@@ -846,7 +839,7 @@ class Visits:
         count = self.count[name]
         text = kind + (f" \u00d7{count}" if count > 1 else "")
         if kind == "Map" and count:
-            text += f" \u00b7 {self.iterations[name]} iterations"
+            text += f" \u00b7 {_count(self.iterations[name], 'iteration')}"
         return text
 
 
@@ -1253,9 +1246,9 @@ def text_path(record: Mapping[str, Any]) -> str:
     inner = Counter(step.name for step in trace.steps if step.parent is not None)
     retried = sum(step.retries for step in trace.steps)
     took = f", {_duration(trace.seconds)}" if trace.seconds is not None else ""
+    entered = _count(len(trace.steps), "state") + " entered" + (f", {retried} retries" if retried else "")
     lines = [
-        f"{record['state_machine']} {record['name']}: {record['status']}{took}, {_count(len(trace.steps), 'state')} entered"
-        + (f", {retried} retries" if retried else ""),
+        f"{record['state_machine']} {record['name']}: {record['status']}{took}, {entered}",
         "  " + " -> ".join(step.name for step in trace.top),
     ]
     if inner:

@@ -278,6 +278,9 @@ def test_a_choice_rule_reads_as_its_condition(rule: dict[str, Any], text: str) -
 def test_a_long_rule_keeps_the_end_of_its_paths_and_fits_two_short_lines() -> None:
     rule = {"Variable": "$.settings.pinpoint_application_id", "StringEquals": ""}
     assert trace.choice_text(rule, compact=True) == '\u2026pinpoint_application_id == ""'
+    assert trace.choice_text({"Variable": "$.pinpoint_application_id", "IsPresent": True}, compact=True) == (
+        "pinpoint_application_id present"  # nothing left out: no ellipsis
+    )
     assert trace.label_lines(trace.choice_text(rule, compact=True)) == ["\u2026pinpoint_application_id", '== ""']
     lines = trace.label_lines("catch DynamoDb.TransactionCanceled, States.Timeout, States.TaskFailed")
     assert len(lines) == 2 and all(len(line) <= trace.LABEL_CHARS + 2 for line in lines)
@@ -400,6 +403,19 @@ def test_map_iterations_and_parallel_branches_are_grouped_with_their_index() -> 
     assert "2 iterations" in page and "2 branches" in page
     svg = graph_of(FAN_OUT, fan_out_history().events)
     assert {(e.source, e.target) for e in svg.edges} == {("Parse", "Fan"), ("Fan", "Done")}
+
+
+def test_a_map_state_entered_with_no_iteration_event_before_it_starts_an_iteration() -> None:
+    h = History()
+    started = h.add("ExecutionStarted", 0, 0, executionStartedEventDetails={"input": "{}"})
+    each = h.entered("Map", started, 1, "Each", {})
+    map_started = h.add("MapStateStarted", each, 2, mapStateStartedEventDetails={"length": 2})
+    for item in (1, 2):
+        work = h.entered("Pass", map_started, 3, "Work", {"item": item})
+        h.exited("Pass", work, 4, "Work", {"item": item})
+    machine = {"StartAt": "Each", "States": {"Each": FAN_OUT["States"]["Fan"]["Branches"][0]["States"]["Each"]}}
+    each_step = trace.read_trace(h.record(machine, "RUNNING")).top[0]
+    assert [(g.index, [s.input for s in g.steps]) for g in each_step.groups] == [(0, [{"item": 1}]), (1, [{"item": 2}])]
 
 
 def test_each_state_shows_when_it_started_and_how_long_it_ran() -> None:
