@@ -151,3 +151,23 @@ def raisable_errors(resource: str) -> frozenset[str]:
     if service == "states":  # the API's throttling code is not in its model but is documented for every API
         names.add("StepFunctions.ThrottlingException")
     return frozenset(names)
+
+
+# The error codes each service answers when it throttles a caller (its API reference's error lists; S3's
+# `SlowDown` and CloudWatch's `Throttling` are not in their models, so the SDK raises its base exception).
+THROTTLING_CODES = {
+    "dynamodb": ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"),
+    "s3": ("SlowDown",),
+    "pinpoint": ("TooManyRequestsException",),
+    "customerprofiles": ("ThrottlingException",),
+    "cloudwatch": ("Throttling",),
+    "events": ("ThrottlingException",),
+    "states": ("ThrottlingException",),
+    "lambda": ("TooManyRequestsException",),
+}
+
+
+def throttling_errors(resource: str) -> dict[str, str]:
+    """error name -> the service's error code, for each way the Task's service throttles it."""
+    _, service, _ = integration(resource)
+    return {error_name(resource, code): code for code in THROTTLING_CODES.get(service, ())}
