@@ -3,7 +3,10 @@
 `python -m incremental_analytics_local.asl_checks infra/template.yaml` prints every problem and exits 1 on any:
 placeholders and `DefinitionSubstitutions` match both ways; statelint passes after substitution; every
 Next/Default/Catch target exists; no state is unreachable; every Choice has a Default; every `lambda:invoke`
-retries Lambda's transient errors; Express workflows declare a TimeoutSeconds.
+retries Lambda's transient errors; Express workflows declare a TimeoutSeconds; and AWS's rules (aws_rules.py):
+every Retry/Catch names errors its integration can raise, every Task retries its service's throttling, no
+.sync or .waitForTaskToken in an Express workflow, no unguarded read of a result field a service may leave out,
+and each state machine's role grants what its Tasks need and nothing more (iam_checks.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from statelint.linter import Linter
 
-from incremental_analytics_local import aws_rules
+from incremental_analytics_local import aws_rules, iam_checks
 from incremental_analytics_local.cfn import PLACEHOLDER, read_template
 
 LAMBDA_TRANSIENT = frozenset({"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"})
@@ -154,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems(source):
                 failed = True
                 print(f"{source.path.name} ({source.logical_id}): {problem}")  # noqa: T201
+        for logical_id, found in iam_checks.problems(template).items():
+            for problem in found:
+                failed = True
+                print(f"{template.name} ({logical_id} role): {problem}")  # noqa: T201
     return 1 if failed else 0
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from incremental_analytics_local import iam_checks
 from incremental_analytics_local.asl_checks import (
     StateMachineSource,
     error_name_problems,
@@ -178,4 +180,46 @@ def test_the_checks_find_reads_of_a_result_field_the_service_may_leave_out() -> 
         "finding it present",
         "DeliverOutcomes.processor/Unpack: reads $.loaded.Item of LoadOutcome's result without a Choice finding it "
         "present",
+    ]
+
+
+def _template_with(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the product's template (and its ASL) with one text replaced."""
+    text = (ROOT / "infra" / "template.yaml").read_text()
+    assert old in text
+    (tmp_path / "infra").mkdir()
+    shutil.copytree(ROOT / "statemachines", tmp_path / "statemachines")
+    path = tmp_path / "infra" / "template.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_every_role_grants_exactly_what_its_tasks_need() -> None:
+    assert iam_checks.problems(ROOT / "infra" / "template.yaml") == {source.logical_id: [] for source in SOURCES}
+
+
+def test_the_iam_check_finds_a_missing_grant(tmp_path: Path) -> None:
+    path = _template_with(
+        tmp_path,
+        "              Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem]\n"
+        "              Resource: !GetAtt AuditTable.Arn",
+        "              Action: [dynamodb:GetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt AuditTable.Arn",
+    )
+    assert iam_checks.problems(path)["DeliverOutcomesStateMachine"] == [
+        "RecordOutcome: needs dynamodb:PutItem on arn:AuditTable, which the role does not grant"
+    ]
+
+
+def test_the_iam_check_finds_a_grant_on_the_wrong_resource_and_one_nothing_uses(tmp_path: Path) -> None:
+    path = _template_with(
+        tmp_path,
+        "            - Effect: Allow\n              Action: dynamodb:Query\n"
+        '              Resource: !Sub "${AuditTable.Arn}/index/pending"',
+        "            - Effect: Allow\n              Action: dynamodb:Query\n"
+        "              Resource: !GetAtt AuditTable.Arn",
+    )
+    assert iam_checks.problems(path)["EvaluatePeriodsStateMachine"] == [
+        "QueryPending: needs dynamodb:Query on arn:AuditTable/index/pending, which the role does not grant",
+        "QueryPendingAfter: needs dynamodb:Query on arn:AuditTable/index/pending, which the role does not grant",
+        "the role grants dynamodb:Query on arn:AuditTable, which no Task needs",
     ]
