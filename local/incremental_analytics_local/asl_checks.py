@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -149,14 +151,43 @@ def _targets(state: Mapping[str, Any]) -> Iterator[str]:
         yield catch["Next"]
 
 
+ROOT = Path(__file__).resolve().parents[2]
+LANGUAGE_SERVICE = ROOT / "local" / "validators" / "asl_language_service.js"
+
+
+def language_service_problems(definitions: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The AWS Toolkit's own ASL validation (npm amazon-states-language-service, installed by `make setup`),
+    of each definition after placeholder substitution: name -> definition."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "amazon-states-language-service").is_dir():
+        return ["the ASL language service is not installed: run `make setup` (needs node and npm)"]
+    answer = subprocess.run(
+        [node, str(LANGUAGE_SERVICE)],
+        input=json.dumps({name: json.dumps(definition, indent=2) for name, definition in definitions.items()}),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    if answer.returncode != 0:
+        return [f"the ASL language service failed: {answer.stderr.strip()}"]
+    found: list[str] = json.loads(answer.stdout)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     paths = [Path(arg) for arg in (argv if argv is not None else sys.argv[1:])] or [Path("infra/template.yaml")]
     failed = False
     for template in paths:
-        for source in state_machines(template):
+        sources = state_machines(template)
+        for source in sources:
             for problem in problems(source):
                 failed = True
                 print(f"{source.path.name} ({source.logical_id}): {problem}")  # noqa: T201
+        for problem in language_service_problems({source.path.name: source.substituted() for source in sources}):
+            failed = True
+            print(f"amazon-states-language-service: {problem}")  # noqa: T201
         for logical_id, found in iam_checks.problems(template).items():
             for problem in found:
                 failed = True

@@ -16,6 +16,7 @@ from incremental_analytics_local.asl_checks import (
     error_name_problems,
     express_problems,
     graph_problems,
+    language_service_problems,
     problems,
     state_machines,
     throttling_problems,
@@ -223,3 +224,14 @@ def test_the_iam_check_finds_a_grant_on_the_wrong_resource_and_one_nothing_uses(
         "QueryPendingAfter: needs dynamodb:Query on arn:AuditTable/index/pending, which the role does not grant",
         "the role grants dynamodb:Query on arn:AuditTable, which no Task needs",
     ]
+
+
+def test_the_aws_language_service_accepts_every_definition_and_finds_a_broken_one() -> None:
+    definitions = {source.path.name: source.substituted() for source in SOURCES}
+    assert language_service_problems(definitions) == []
+    broken = copy.deepcopy(definitions["sync_rules.asl.json"])
+    broken["States"]["Valid"]["Choices"][0]["Next"] = "Nowhere"
+    broken["States"]["Synced"]["Type"] = "Teleport"
+    found = language_service_problems({"broken.json": broken})
+    assert any(problem.startswith("broken.json:") and "existing state" in problem for problem in found), found
+    assert len(found) >= 2
