@@ -97,20 +97,20 @@ def problems(source: StateMachineSource) -> list[str]:
     return found
 
 
-def _scopes(definition: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+def scopes(definition: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
     """The top-level machine and every Parallel branch and Map processor, each a scope of its own."""
     yield where or "(top)", definition
     for name, state in definition.get("States", {}).items():
         for index, branch in enumerate(state.get("Branches", [])):
-            yield from _scopes(branch, f"{where}{name}.branch[{index}]/")
+            yield from scopes(branch, f"{where}{name}.branch[{index}]/")
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if processor:
-            yield from _scopes(processor, f"{where}{name}.processor/")
+            yield from scopes(processor, f"{where}{name}.processor/")
 
 
 def graph_problems(definition: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
-    for scope, machine in _scopes(definition):
+    for scope, machine in scopes(definition):
         states: Mapping[str, Any] = machine.get("States", {})
         edges: dict[str, set[str]] = {name: set(_targets(state)) for name, state in states.items()}
         for name, targets in edges.items():
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _tasks(definition: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
     """(scope, name, state) of every Task, nested ones too."""
-    for scope, machine in _scopes(definition):
+    for scope, machine in scopes(definition):
         for name, state in machine.get("States", {}).items():
             if state.get("Type") == "Task":
                 yield scope, name, state
@@ -334,7 +334,7 @@ def unguarded_read_problems(definition: Mapping[str, Any]) -> list[str]:
     """A JSONPath into a service result's optional field (OPTIONAL_RESULT_FIELDS) raises `States.Runtime` on AWS
     when the field is absent, which no Catch can handle: read it only after a Choice found it present."""
     found: list[str] = []
-    for scope, machine in _scopes(definition):
+    for scope, machine in scopes(definition):
         states: Mapping[str, Any] = machine.get("States", {})
         for name, state in states.items():
             if state.get("Type") != "Task":
