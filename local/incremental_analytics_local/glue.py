@@ -253,24 +253,10 @@ def _serialise_dynamodb() -> None:
 
 
 def _map_more_sdk_services() -> None:
-    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles."""
+    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles.
+    (The error names of every integration are set by _error_names_as_each_integration_raises_them.)"""
     overrides: dict[str, str] = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
-    overrides["customerprofiles"] = "customer-profiles"
-    names: dict[str, str] = state_task_service_aws_sdk._SERVICE_ERROR_NAMES
-    names.update({"customerprofiles": "CustomerProfiles", "pinpoint": "Pinpoint", "events": "EventBridge"})
-    sdk = state_task_service_aws_sdk.StateTaskServiceAwsSdk
-    original = sdk._normalise_exception_name
-
-    @functools.wraps(original)
-    def _normalise_exception_name(norm_service_name: str, ex: Exception) -> str:
-        # An error code botocore has no class for arrives as ClientError: name it by its code, as AWS does.
-        if isinstance(ex, ClientError) and type(ex) is ClientError:
-            code = str(ex.response["Error"]["Code"])
-            return f"{norm_service_name}.{code if code.endswith('Exception') else code + 'Exception'}"
-        name: str = original(norm_service_name, ex)
-        return name
-
-    sdk._normalise_exception_name = staticmethod(_normalise_exception_name)  # type: ignore[method-assign]
+    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn == "customerprofiles"})
 
 
 @functools.cache
