@@ -41,7 +41,7 @@ lint: setup $(SAM) ## ruff, mypy, cfn-lint, sam validate --lint and the state-ma
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint infra/template.yaml
-	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file infra/template.yaml
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint
 	$(PY) -m incremental_analytics_local.asl_checks infra/template.yaml
 
 format: setup ## Apply ruff's formatting and safe fixes
