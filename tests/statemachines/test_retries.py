@@ -53,6 +53,9 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
     # SyncRules: a valid file (put, announce), a rejected one (report), one that deletes (RulesChanged purges).
     assert product.upload_rules_file("rules.csv", SHEET).status == "SUCCEEDED"
     assert product.upload_rules_file("bad.csv", SHEET.replace("greater,2", "greater,two")).status == "FAILED"
+    # A check that itself fails (its read of the file refused): the upload is reported all the same.
+    aws.fail_next("s3", "GetObject", 1, "AccessDenied", 403)
+    assert product.upload_rules_file("unread.csv", SHEET).error == "RulesRejected"
     product.put_rules([GREEN, RED, GREENBUTTON_DATE])
     # IngestBatch: outcomes to every sink, a reset rule's events, a bad record, a redelivered batch (conflicts).
     product.put_records([("u1", b"{broken json")])
