@@ -81,7 +81,7 @@ HOSTILE = [
     ("random.csv", bytes(range(128, 256)) * 40, "the file is not UTF-8 text: byte 0x80 at line 1, column 1"),
     ("cell.csv", HEADER + ROW.replace("café", "x" * 131_073), "row 2, column EventName: 131,073 characters"),
     ("deep.json", "[" * 5000 + "]" * 5000, "not valid rules: nested 5000 levels deep, more than 16"),
-    ("bomb.yaml", ALIAS_BOMB, "not valid YAML: expands to more than 500,000 values (aliases) (line 6, column 4)"),
+    ("bomb.yaml", ALIAS_BOMB, "not valid YAML: more than 500,000 values, counting what each alias repeats"),
     ("header.csv", HEADER, "no rules: the file has a header row but no rule rows"),
     ("empty.csv", b"", "no rules: the file is empty"),
     ("extra.csv", HEADER + ROW.strip() + ",surprise\n", "row 2, column M: 'surprise' is in a column with no header"),

@@ -154,7 +154,9 @@ def test_the_yaml_alias_bomb_is_refused_fast_in_small_memory() -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert problems == ["not valid YAML: expands to more than 500,000 values (aliases) (line 6, column 4)"]
+    assert problems == [
+        "not valid YAML: more than 500,000 values, counting what each alias repeats (line 6, column 26)"
+    ]
     assert peak < 10_000_000  # bytes: it never expands (the issue measured 642 MB)
 
 
@@ -376,3 +378,10 @@ def test_random_sheets_never_raise_anything_but_the_problems(rows: list[list[str
     body = "".join(delimiter.join(row) + "\n" for row in rows)
     _assert_answer("rules.csv", HEADER.replace(",", delimiter) + body)
     _assert_answer("rules.csv", body)
+
+
+def test_a_yaml_file_of_many_small_values_is_refused_once_it_passes_the_limit() -> None:
+    problems = problems_of("r.yaml", "-\n" * 600_000)
+    assert problems == [
+        "not valid YAML: more than 500,000 values, counting what each alias repeats (line 500000, column 2)"
+    ]

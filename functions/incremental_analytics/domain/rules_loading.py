@@ -165,8 +165,9 @@ _DECIMAL_TEXT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?:\.[0-9]*)?
 class _RulesYamlLoader(yaml.SafeLoader):
     """YAML's safe loader, bounded, with numbers read as the JSON numbers they look like.
 
-    - Aliases cannot blow up: the values a document expands to are counted as its nodes are composed (a
-      361-byte "billion laughs" is refused at its sixth level), and nesting is limited to MAX_DEPTH.
+    - Aliases cannot blow up: the values the document expands to are counted as its nodes are composed, each
+      alias as the whole node it repeats, and composing stops as soon as they pass MAX_YAML_NODES (a "billion
+      laughs" is refused at its sixth level); nesting is limited to MAX_DEPTH.
     - Numbers are plain decimals, read exactly (floats as Decimal): YAML 1.1's `1_000`, `0x1F`, `0755` and
       `1:30` are text, so a target written so is reported, not read as another number.
     - Dates stay the text the author wrote (2021-01-01), checked by the contract like any other date.
@@ -174,20 +175,28 @@ class _RulesYamlLoader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._expanded: dict[int, int] = {}  # id(node) -> the values it expands to
+        self._expanded: dict[int, int] = {}  # id(node) -> the values it expands to, once composed
+        self._values = 0  # the values of the document so far, aliases expanded
         self._depth = 0
 
     def _mark(self) -> Any:
         return self.peek_event().start_mark  # type: ignore[no-untyped-call]
 
+    def _count(self, values: int, mark: Any) -> None:
+        self._values += values
+        if self._values > MAX_YAML_NODES:
+            problem = f"more than {MAX_YAML_NODES:,} values, counting what each alias repeats"
+            raise ComposerError(None, None, problem, mark)
+
     def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self._mark()
         if self.check_event(yaml.AliasEvent):
-            mark = self._mark()
             node = super().compose_node(parent, index)
             if id(node) not in self._expanded:
                 raise ComposerError(None, None, "an alias refers to a node that contains it", mark)
+            self._count(self._expanded[id(node)], mark)
             return node
-        mark = self._mark()
+        self._count(1, mark)
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
@@ -201,10 +210,7 @@ class _RulesYamlLoader(yaml.SafeLoader):
             children = (child for pair in node.value for child in pair)
         else:
             children = ()
-        size = 1 + sum(self._expanded[id(child)] for child in children)
-        if size > MAX_YAML_NODES:
-            raise ComposerError(None, None, f"expands to more than {MAX_YAML_NODES:,} values (aliases)", mark)
-        self._expanded[id(node)] = size
+        self._expanded[id(node)] = 1 + sum(self._expanded[id(child)] for child in children)
         return node
 
     def construct_plain_int(self, node: Any) -> int:
