@@ -334,11 +334,13 @@ _FIELDS = st.sampled_from(
         "allow_empty",
     ]
 )
-_DOCUMENTS = st.recursive(
-    _SCALARS,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(_FIELDS | st.text(max_size=10), inner, max_size=8),
-    max_leaves=40,
-)
+
+
+def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=5) | st.dictionaries(_FIELDS | st.text(max_size=10), inner, max_size=8)
+
+
+_DOCUMENTS = st.recursive(_SCALARS, _collections, max_leaves=40)
 _NAMES = st.sampled_from(["rules.json", "rules.yaml", "rules.yml", "rules.csv", "RULES.CSV", "rules"])
 
 
