@@ -262,17 +262,21 @@ def _save_traces(aws: LocalAws, out: Path, executions: Sequence[Any], outcomes: 
     folder.mkdir(exist_ok=True)
     names = [arn.rsplit(":", 1)[-1] for arn in sorted(deciding) if arn]
     (folder / "index.json").write_text(json.dumps({"deciding": names}, indent=1))
-    sfn = aws.client("stepfunctions")
     with aws.uncounted():
         for execution in chosen[:TRACES_KEPT]:
-            described = aws.describe(execution.arn)  # DescribeExecution refuses Express executions, as on AWS
-            machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
-            record = {
-                "execution": execution.arn,
-                "name": described["name"],
-                "state_machine": machine["name"],
-                "status": described["status"],
-                "definition": json.loads(machine["definition"]),
-                "history": aws.history(execution.arn),
-            }
-            (folder / f"{described['name']}.json").write_text(json.dumps(record, default=str, indent=1))
+            record = trace_record(aws, execution.arn)
+            (folder / f"{record['name']}.json").write_text(json.dumps(record, default=str, indent=1))
+
+
+def trace_record(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
+    """What `trace` draws of an execution: its state machine's definition and the execution's history."""
+    described = aws.describe(execution_arn)  # DescribeExecution refuses Express executions, as on AWS
+    machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=described["stateMachineArn"])
+    return {
+        "execution": execution_arn,
+        "name": described["name"],
+        "state_machine": machine["name"],
+        "status": described["status"],
+        "definition": json.loads(machine["definition"]),
+        "history": aws.history(execution_arn),
+    }
