@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def shared_dir() -> Path:
-    """The product's shared samples live beside the checkout (../shared)."""
-    return ROOT.parent / "shared"
+def samples_dir() -> Path:
+    """The product's samples (a Pinpoint app event, a Honeycode sheet), kept in the repository's own fixtures."""
+    return FIXTURES / "samples"
 
 
 @pytest.fixture
 def samples() -> Path:
-    return shared_dir() / "samples"
+    return samples_dir()
