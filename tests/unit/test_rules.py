@@ -176,4 +176,12 @@ def test_matching_goes_through_the_event_type_index_and_the_attribute_filter() -
 def test_first_occurrences_keeps_the_first_copy_in_order() -> None:
     a, b, c = event(1), event(2), event(3)
     assert first_occurrences([a, b, a, c, b]) == [a, b, c]
-    assert first_occurrences([a, b, c], already_seen=[b.event_id]) == [a, c]
+    assert first_occurrences([a, b, c], already_seen=[b.key]) == [a, c]
+
+
+def test_first_occurrences_never_merges_two_users_events() -> None:
+    """SPEC 2.4: event ids are scoped to the identity."""
+    ann = replace(event(1, user="ann"), event_id="1")
+    bob = replace(event(1, user="bob"), event_id="1")
+    assert first_occurrences([ann, bob, ann, bob]) == [ann, bob]
+    assert first_occurrences([ann, bob], already_seen=[("ann", "1")]) == [bob]

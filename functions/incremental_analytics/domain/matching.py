@@ -50,12 +50,13 @@ class RuleIndex:
         return groups
 
 
-def first_occurrences(events: Iterable[Event], already_seen: Iterable[str] = ()) -> list[Event]:
-    """The events whose event_id was not seen before, in order: the first copy of each wins."""
+def first_occurrences(events: Iterable[Event], already_seen: Iterable[tuple[str, str]] = ()) -> list[Event]:
+    """The events not seen before, in order: the first copy of each wins. An event is its (identity, event_id)
+    (`Event.key`): ids are scoped to the identity, so two users' events never collapse, whatever their ids."""
     seen = set(already_seen)
     fresh: list[Event] = []
     for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
+        if event.key not in seen:
+            seen.add(event.key)
             fresh.append(event)
     return fresh

@@ -23,6 +23,7 @@ from incremental_analytics.domain.outcomes import (
 from incremental_analytics.domain.rules import Period, Rule, RuleType, epoch_ms
 
 EVENT_COLUMNS = ("user_id", "event_id", "timestamp_ms", "value")
+EVENT_KEY = ["user_id", "event_id"]  # SPEC 2.4: an event id names an event only within its identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +39,9 @@ def empty_events() -> pd.DataFrame:
 
 
 def totals_per_user(events: pd.DataFrame, period: Period) -> pd.DataFrame:
-    """Count and exact sum per user of the events inside the period (each event_id once)."""
+    """Count and exact sum per user of the events inside the period (each (user, event_id) once)."""
     inside = events[(events["timestamp_ms"] >= period.start_ms) & (events["timestamp_ms"] < period.end_ms)]
-    inside = inside.drop_duplicates("event_id")
+    inside = inside.drop_duplicates(EVENT_KEY)
     grouped = inside.groupby("user_id", sort=True)["value"]
     totals = pd.DataFrame({"count": grouped.size().astype("int64"), "sum": grouped.agg(_exact_sum)})
     totals.index.name = "user_id"
@@ -128,7 +129,7 @@ def _contributions_by_user(
         events["user_id"].isin(users)
         & (events["timestamp_ms"] >= period.start_ms)
         & (events["timestamp_ms"] < period.end_ms)
-    ].drop_duplicates("event_id")
+    ].drop_duplicates(EVENT_KEY)
     latest = inside.sort_values(["user_id", "timestamp_ms", "event_id"]).groupby("user_id").tail(EVIDENCE_EVENTS)
     return {
         str(user_id): tuple(
