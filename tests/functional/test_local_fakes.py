@@ -88,7 +88,7 @@ def test_a_fake_fails_the_next_calls_on_request(aws: LocalAws) -> None:
 
 
 def test_customer_profiles_search_update_and_objects(aws: LocalAws) -> None:
-    aws.profiles.create_domain("shop", {"TargetReached": ("user_id", "user_id")})
+    aws.profiles.create_domain("shop", {"TargetReached": [("user_id", "user_id"), ("endpoint_id", "endpoint_id")]})
     profiles = aws.client("customer-profiles")
     created = profiles.create_profile(DomainName="shop", AccountNumber="acct-1", Attributes={"user_id": "u1"})
     assert problems("customer-profiles", "CreateProfile", created) == []
@@ -114,6 +114,16 @@ def test_customer_profiles_search_update_and_objects(aws: LocalAws) -> None:
     )
     assert problems("customer-profiles", "ListProfileObjects", listed) == []
     assert [json.loads(item["Object"]) for item in listed["Items"]] == [{"user_id": "u1", "cycle": 1}]
+
+    # An object is matched by any key of its type's mapping: here the endpoint key of an endpoint's profile.
+    by_endpoint = profiles.create_profile(DomainName="shop", Attributes={"endpoint_id": "e9"})
+    profiles.put_profile_object(
+        DomainName="shop", ObjectTypeName="TargetReached", Object=json.dumps({"endpoint_id": "e9", "cycle": 2})
+    )
+    listed = profiles.list_profile_objects(
+        DomainName="shop", ObjectTypeName="TargetReached", ProfileId=by_endpoint["ProfileId"]
+    )
+    assert [json.loads(item["Object"]) for item in listed["Items"]] == [{"endpoint_id": "e9", "cycle": 2}]
 
 
 def test_customer_profiles_search_pages(aws: LocalAws) -> None:

@@ -54,7 +54,10 @@ def group_payload(
     for position, chunk in enumerate(chunks):
         chunk_deliveries = [
             delivery_item(
-                outcome.with_execution(execution), endpoint_id=endpoint_id, profile_key=config.profiles_key_name
+                outcome.with_execution(execution),
+                endpoint_id=endpoint_id,
+                profile_key=config.profiles_key_name,
+                profile_endpoint_key=config.profiles_endpoint_key_name,
             )
             for outcome in chunk.outcomes
         ]
