@@ -11,8 +11,10 @@ Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purgin
 Audit table (the outbox): pk=user_id, sk=outcome_id; `rule_id`/`occurred_at` for the `by-rule` GSI, and
 `pending`/`pending_since` while some sink has not taken the outcome, for the sparse `pending` GSI.
 
-Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash of (user, event_id)>, with
-a TTL: event ids are scoped to the user (SPEC 2.4), so two users' events with one id are two items.
+Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash of the event>, with a
+TTL. The hash covers the user, the event id, the attributes and the metrics: copies of a record are one item
+(puts are idempotent), two users' events with one id are two (SPEC 2.4), and so are two records that reuse an
+id for other content, of which the period evaluation counts one (domain.periods.distinct_events).
 A map keeps no key order, so an event with several metrics also carries `metric_order` (SPEC 2.5's first metric).
 """
 
@@ -281,7 +283,7 @@ def timeseries_item(event: Event, *, shards: int, ttl_seconds: int) -> dict[str,
     day = dt.datetime.fromtimestamp(event.timestamp_ms / 1000, dt.UTC).date()
     return {
         "pk": {"S": timeseries_partition(event.event_type, day, timeseries_shard(event.user_id, shards))},
-        "sk": {"S": f"{event.timestamp_ms:013d}#{short_hash(list(event.key), 32)}"},
+        "sk": {"S": f"{event.timestamp_ms:013d}#{_content_hash(event)}"},
         **item_to_dynamo(
             {
                 "user_id": event.user_id,
@@ -295,6 +297,11 @@ def timeseries_item(event: Event, *, shards: int, ttl_seconds: int) -> dict[str,
             }
         ),
     }
+
+
+def _content_hash(event: Event) -> str:
+    metrics = [[name, str(value)] for name, value in event.metrics.items()]  # in order: the first one counts
+    return short_hash([event.user_id, event.event_id, dict(event.attributes), metrics], 32)
 
 
 def timeseries_event(item: Mapping[str, Any]) -> tuple[str, int, dict[str, str], dict[str, Decimal], str | None]:

@@ -63,7 +63,7 @@ def qualified_key(rule: Rule, run: str) -> str:
 
 
 def read_day(client: Any, table: str, rule: Rule, day: dt.date, shard: int) -> DayEvents:
-    """Every item of one time-series partition, the rule's matching events kept (each (user, event_id) once)."""
+    """Every item of one time-series partition, the rule's matching events kept."""
     partition = items.timeseries_partition(rule.event_type, day, shard)
     read = 0
     paginator = client.get_paginator("query")
@@ -84,14 +84,13 @@ def read_day(client: Any, table: str, rule: Rule, day: dt.date, shard: int) -> D
 
 
 def matching_rows(found: Iterable[dict[str, Any]], rule: Rule) -> list[tuple[str, str, int, Decimal, str | None]]:
-    """The rule's matching events among time-series items, each (user, event_id) once: ids are scoped to the user."""
-    rows: dict[tuple[str, str], tuple[str, str, int, Decimal, str | None]] = {}
+    """The rule's matching events among time-series items (the evaluation counts each (user, event_id) once)."""
+    rows = []
     for item in found:
         user_id, timestamp_ms, attributes, metrics, endpoint = items.timeseries_event(item)
         if rule.matches(rule.event_type, attributes):
-            event_id = item["event_id"]["S"]
-            rows[(user_id, event_id)] = (user_id, event_id, timestamp_ms, rule.value_of(metrics), endpoint)
-    return list(rows.values())
+            rows.append((user_id, item["event_id"]["S"], timestamp_ms, rule.value_of(metrics), endpoint))
+    return rows
 
 
 def frame(rows: Sequence[tuple[str, str, int, Decimal, str | None]]) -> pd.DataFrame:

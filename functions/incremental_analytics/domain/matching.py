@@ -42,10 +42,18 @@ class RuleIndex:
                 yield Match(rule, event)
 
     def group_aggregate(self, events: Sequence[Event]) -> dict[tuple[str, str], list[Event]]:
-        """(user_id, rule_id) -> that user's matching events for an aggregate rule, in stream order."""
+        """(user_id, rule_id) -> that user's matching events for an aggregate rule, in stream order, each event
+        (`Event.key`) once: the first record of an id that matches a rule is the one that rule counts.
+
+        This is the claims' own rule (SPEC 6: a dedupe record per (rule, identity, event_id)), applied inside a
+        batch too, so that batching never changes what is counted, even where a producer reuses an id for
+        records that differ (which then count, each for the rules the first of them matches)."""
         groups: dict[tuple[str, str], list[Event]] = {}
+        seen: set[tuple[str, str, str]] = set()
         for match in self.matches(events):
-            if match.rule.type is RuleType.AGGREGATE:
+            claim = (match.rule.rule_id, *match.event.key)
+            if match.rule.type is RuleType.AGGREGATE and claim not in seen:
+                seen.add(claim)
                 groups.setdefault((match.event.user_id, match.rule.rule_id), []).append(match.event)
         return groups
 
