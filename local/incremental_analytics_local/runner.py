@@ -54,10 +54,26 @@ def read_lines(path: Path) -> list[bytes]:
     return content.splitlines()
 
 
-def partition_key(read: Event | Rejected | Ignored, number: int) -> str:
+def partition_key(line: bytes, read: Event | Rejected | Ignored, number: int) -> str:
     """The line's identity (its user id, or `endpoint:<id>`...), so that each one's events keep file order on
-    the stream. Lines that are not counted need no order: each is its own key."""
-    return read.user_id if isinstance(read, Event) else f"line-{number}"
+    the stream; for a line that is not counted, the user it names, if any, as a producer would key it."""
+    if isinstance(read, Event):
+        return read.user_id
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return f"line-{number}"
+    if isinstance(document, dict):
+        endpoint = document.get("endpoint")
+        user = endpoint.get("User") if isinstance(endpoint, dict) else None
+        for found in (
+            user.get("UserId") if isinstance(user, dict) else None,
+            document.get("userId"),
+            document.get("user_id"),
+        ):
+            if isinstance(found, str) and found:
+                return found[:256]
+    return f"line-{number}"
 
 
 def classify(
@@ -129,7 +145,7 @@ def _put_lines(
     positions: dict[tuple[str, str], int] = {}
     with progress("putting records", len(lines)) as bar, product.aws.uncounted():
         for number, (line, read) in enumerate(zip(lines, classified, strict=True), start=1):
-            key = partition_key(read, number)
+            key = partition_key(line, read, number)
             answer = kinesis.put_record(StreamName=stream, PartitionKey=key, Data=line)
             positions[(answer["ShardId"], answer["SequenceNumber"])] = number
             bar.advance()
