@@ -91,10 +91,18 @@ class FakePinpoint(_FakeService):
         self.endpoints: dict[str, dict[str, dict[str, Any]]] = {}
         self.events: list[dict[str, Any]] = []
 
+    @staticmethod
+    def _endpoint_key(endpoint_id: str) -> str:
+        """An endpoint id is case-insensitive and can't contain $, { or } (the API reference of
+        https://docs.aws.amazon.com/pinpoint/latest/apireference/apps-application-id-endpoints-endpoint-id.html)."""
+        if any(character in endpoint_id for character in "${}"):
+            raise ServiceError("BadRequestException", "The endpoint ID can't contain $, { or }")
+        return endpoint_id.lower()
+
     def _update(self, application_id: str, endpoint_id: str, request: dict[str, Any]) -> None:
         endpoints = self.endpoints.setdefault(application_id, {})
         endpoint = endpoints.setdefault(
-            endpoint_id,
+            self._endpoint_key(endpoint_id),
             {
                 "ApplicationId": application_id,
                 "Id": endpoint_id,
@@ -127,7 +135,7 @@ class FakePinpoint(_FakeService):
         return {"MessageBody": {"Message": "Accepted", "RequestID": str(uuid.uuid4())}}
 
     def op_GetEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
-        endpoint = self.endpoints.get(params["ApplicationId"], {}).get(params["EndpointId"])
+        endpoint = self.endpoints.get(params["ApplicationId"], {}).get(self._endpoint_key(params["EndpointId"]))
         if endpoint is None:
             raise ServiceError("NotFoundException", "Resource not found", 404)
         return {"EndpointResponse": json.loads(json.dumps(endpoint))}

@@ -38,6 +38,21 @@ def test_pinpoint_endpoints_and_user_attributes(aws: LocalAws) -> None:
     assert aws.pinpoint.user_attributes(APP) == {"u1": {"trk_greenbutton": ["ready"]}}
 
 
+def test_pinpoint_endpoint_ids_are_case_insensitive_and_refuse_braces(aws: LocalAws) -> None:
+    """As the API reference says of EndpointId: case-insensitive, and it can't contain $, { or }."""
+    pinpoint = aws.client("pinpoint")
+    pinpoint.update_endpoint(ApplicationId=APP, EndpointId="Ep-1", EndpointRequest={"User": {"UserId": "u1"}})
+    pinpoint.update_endpoint(
+        ApplicationId=APP, EndpointId="ep-1", EndpointRequest={"User": {"UserAttributes": {"a": ["b"]}}}
+    )
+    found = pinpoint.get_endpoint(ApplicationId=APP, EndpointId="EP-1")["EndpointResponse"]
+    assert found["Id"] == "Ep-1" and found["User"] == {"UserId": "u1", "UserAttributes": {"a": ["b"]}}
+    for refused in ("e$1", "e{1", "e}1"):
+        with pytest.raises(ClientError) as raised:
+            pinpoint.update_endpoint(ApplicationId=APP, EndpointId=refused, EndpointRequest={})
+        assert raised.value.response["Error"]["Code"] == "BadRequestException"
+
+
 def test_pinpoint_batch_update_and_events(aws: LocalAws) -> None:
     pinpoint = aws.client("pinpoint")
     batch = pinpoint.update_endpoints_batch(
