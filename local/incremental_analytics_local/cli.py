@@ -14,11 +14,12 @@ from typing import Any, NoReturn
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
 from incremental_analytics_local import rules_commands
 from incremental_analytics_local import trace as tracing
-from incremental_analytics_local.demo import demo
+from incremental_analytics_local.demo import SOURCES, demo
 from incremental_analytics_local.invocation import NAME
 from incremental_analytics_local.runner import RunError, RunOptions, run
 from incremental_analytics_local.stacks import StackError
@@ -82,6 +83,7 @@ def command_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         redeliver=args.redeliver,
         seed=args.seed,
+        identity=IdentityMode(args.identity),
     )
     try:
         summary = run(options)
@@ -170,7 +172,7 @@ def _with_stack(args: argparse.Namespace, action: Callable[[Any], str]) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     try:
-        demo(args.out, users=args.users, events=args.events)
+        demo(args.out, users=args.users, events=args.events, source=args.source)
     except RunError as error:
         return _fail(str(error))
     return EXIT_OK
@@ -212,6 +214,13 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--batch-size", type=_whole(1, 10_000), default=100, help="records per batch (default 100)")
     run_parser.add_argument("--redeliver", type=_fraction, default=0.0, help="fraction of batches delivered again")
     run_parser.add_argument("--seed", type=int, default=0, help="seed for the redelivery choices")
+    run_parser.add_argument(
+        "--identity",
+        choices=[mode.value for mode in IdentityMode],
+        default=IdentityMode.USER_OR_ENDPOINT.value,
+        help="whom a record that names no user id is about: its endpoint (endpoint:<id>) or Segment anonymous id "
+        "(the default), or nobody: rejected as missing_user_id (user)",
+    )
     run_parser.set_defaults(handler=command_run)
 
     explain_parser = commands.add_parser(
@@ -277,6 +286,13 @@ def parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the results")
     demo_parser.add_argument("--users", type=_whole(1, 100_000), default=50, help="how many users (default 50)")
     demo_parser.add_argument("--events", type=_whole(1, 1_000_000), default=1500, help="how many events (default 1500)")
+    demo_parser.add_argument(
+        "--source",
+        choices=list(SOURCES),
+        default="generic",
+        help="the shape of the synthetic events: Amazon Pinpoint event-stream records, Segment track calls, or the "
+        "generic shape (default)",
+    )
     demo_parser.set_defaults(handler=command_demo)
     return root
 

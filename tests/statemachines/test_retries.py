@@ -20,7 +20,7 @@ from incremental_analytics.domain.rules import CountCondition, Operator, Rule, R
 from incremental_analytics_local import aws_rules
 from incremental_analytics_local.asl_checks import scopes
 from incremental_analytics_local.engine import LocalAws
-from incremental_analytics_local.product import LocalProduct, seed_endpoints, seed_profiles
+from incremental_analytics_local.product import LocalProduct, seed_endpoint_identities, seed_endpoints, seed_profiles
 from tests.unit.helpers import GREENBUTTON_DATE
 
 UTC = dt.UTC
@@ -69,6 +69,20 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
         redeliver=1.0,
         seed=3,
     )
+    # An endpoint:<id> identity (a Pinpoint record naming no user): marked on that endpoint and its profile.
+    seed_endpoint_identities(aws, {"ep-9": None})
+    seed_profiles(aws, [], {"ep-9": None})
+    moment = int((now - dt.timedelta(minutes=8)).timestamp() * 1000)
+    product.put_records(
+        (
+            "ep-9",
+            json.dumps(
+                {"event_type": "greenbutton", "event_timestamp": moment + n, "endpoint": {"Id": "ep-9"}}
+            ).encode(),
+        )
+        for n in range(3)
+    )
+    assert {execution.status for execution in product.ingest().executions} == {"SUCCEEDED"}
     # A batch of 250 events of one user and rule: its transactions are spilled to S3 and loaded back.
     _ingest(product, [_event("u3", now - dt.timedelta(minutes=7), "redbutton", event_id=f"r{n}") for n in range(250)])
     # A sink down for good: the outcome stays pending, then the scheduled run delivers it again.

@@ -12,6 +12,7 @@ from incremental_analytics.handlers import parse_records
 from incremental_analytics_local import trace
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct
+from incremental_analytics_local.runner import trace_record
 
 CLICKS = [{"user_id": "u1", "event_type": "redbutton", "timestamp": 1_796_132_827_854 + n} for n in range(2)]
 
@@ -21,23 +22,8 @@ class RecordsUnreadableError(Exception):
 
 
 def _record(aws: LocalAws, arn: str) -> dict[str, Any]:
-    """What `run` keeps of an execution for `trace` (runner._save_traces)."""
-    sfn = aws.client("stepfunctions")
-    described = sfn.describe_execution(executionArn=arn)
-    machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
-    return json.loads(
-        json.dumps(
-            {
-                "execution": arn,
-                "name": described["name"],
-                "state_machine": machine["name"],
-                "status": described["status"],
-                "definition": json.loads(machine["definition"]),
-                "history": aws.history(arn),
-            },
-            default=str,
-        )
-    )
+    """What `run` keeps of an execution for `trace`, as JSON gives it back."""
+    return json.loads(json.dumps(trace_record(aws, arn), default=str))
 
 
 def test_a_lambda_error_is_named_with_its_message(aws: LocalAws, product: LocalProduct) -> None:
