@@ -17,6 +17,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from incremental_analytics.domain.numbers import (
+    DYNAMODB_DIGITS,
+    DYNAMODB_MAX_EXPONENT,
+    DYNAMODB_MIN_EXPONENT,
+    significant_digits,
+)
 from incremental_analytics.domain.rules import epoch_ms, short_hash
 
 MAX_RECORD_BYTES = 128 * 1024
@@ -34,12 +40,6 @@ SYSTEM_EVENT_PREFIX = "_"
 ENDPOINT_PREFIX = "endpoint:"
 ANONYMOUS_PREFIX = "anonymous:"
 
-# DynamoDB numbers: at most 38 significant digits (leading and trailing zeros trimmed), magnitude from 1E-130 to
-# 9.9999999999999999999999999999999999999E+125, i.e. a most significant digit of exponent -130 to 125.
-# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
-DYNAMODB_DIGITS = 38
-DYNAMODB_MIN_EXPONENT = -130
-DYNAMODB_MAX_EXPONENT = 125
 
 # An integer literal longer than this is read as a Decimal: int() of a long digit string is quadratic.
 _INT_LITERAL_CHARS = 40
@@ -466,10 +466,7 @@ def _storable_number(value: Any) -> Decimal:
         return number
     if not DYNAMODB_MIN_EXPONENT <= number.adjusted() <= DYNAMODB_MAX_EXPONENT:
         raise _Reject(RejectReason.BAD_METRIC, "a metric's magnitude is outside 1e-130 to 1e125")
-    digits = number.as_tuple().digits
-    significant = len(digits)
-    while significant and digits[significant - 1] == 0:
-        significant -= 1
+    significant = significant_digits(number)
     if significant > DYNAMODB_DIGITS:
         raise _Reject(RejectReason.BAD_METRIC, f"a metric of {significant} significant digits, over 38")
     return number

@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation
 
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
 DYNAMODB_DIGITS = 38
-LARGEST = Decimal("9.9999999999999999999999999999999999999E+125")
-SMALLEST = Decimal("1E-130")
+DYNAMODB_MIN_EXPONENT = -130  # of a number's most significant digit (Decimal.adjusted())
+DYNAMODB_MAX_EXPONENT = 125
+LARGEST = Decimal(f"{'9' * DYNAMODB_DIGITS}E{DYNAMODB_MAX_EXPONENT - DYNAMODB_DIGITS + 1}")  # 9.99...E+125
+SMALLEST = Decimal(f"1E{DYNAMODB_MIN_EXPONENT}")
 # A double holds every decimal of at most 15 significant digits exactly (DBL_DIG): the most a fractional
 # number may have to travel as a JSON number without losing a digit.
 FLOAT_DIGITS = 15
@@ -27,8 +30,8 @@ FLOAT_DIGITS = 15
 CONTEXT = Context(
     prec=DYNAMODB_DIGITS,
     rounding=ROUND_HALF_EVEN,
-    Emax=125,
-    Emin=-130,
+    Emax=DYNAMODB_MAX_EXPONENT,
+    Emin=DYNAMODB_MIN_EXPONENT,
     traps=[InvalidOperation, DivisionByZero],
 )
 
