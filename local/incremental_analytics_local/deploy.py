@@ -2,8 +2,9 @@
 
 Creates what the product uses (DynamoDB tables, S3 buckets, Kinesis streams, SQS queues, EventBridge buses and
 rules, Lambda functions run in-process, state machines from their `DefinitionUri`), records what moto cannot run
-(EventBridge Pipes, Scheduler schedules) for the emulators in pipes.py, and accepts IAM and logging resources,
-which have no local effect. A resource type it does not know is an error that names it.
+(EventBridge Pipes, Scheduler schedules) for the emulators in pipes.py, creates log groups (state machines with a
+`Logging` level write their executions' history there, as on AWS), and accepts IAM and KMS resources, which have
+no local effect. A resource type it does not know is an error that names it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ NO_LOCAL_EFFECT = frozenset(
         "AWS::IAM::Role",
         "AWS::IAM::Policy",
         "AWS::IAM::ManagedPolicy",
-        "AWS::Logs::LogGroup",
         "AWS::Serverless::Connector",
         "AWS::Lambda::Permission",
         "AWS::SQS::QueuePolicy",
@@ -340,14 +340,42 @@ def _state_machine(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str
     for key, value in substitutions.items():
         text = text.replace("${" + key + "}", str(value))
     kind = str(props.get("Type", "STANDARD")).upper()
-    arn = aws.client("stepfunctions").create_state_machine(
-        name=name,
-        definition=text,
-        roleArn=_arn(aws, "iam", "role/local-state-machine").replace(f":{aws.region}:", "::"),
-        type=kind,
-    )["stateMachineArn"]
+    request: dict[str, Any] = {
+        "name": name,
+        "definition": text,
+        "roleArn": _arn(aws, "iam", "role/local-state-machine").replace(f":{aws.region}:", "::"),
+        "type": kind,
+    }
+    if "Logging" in props:
+        request["loggingConfiguration"] = logging_configuration(props["Logging"])
+    arn = aws.client("stepfunctions").create_state_machine(**request)["stateMachineArn"]
     _refuse_event_sources(logical_id, props)
     return arn, {"Arn": arn, "Name": name}
+
+
+def logging_configuration(logging: Mapping[str, Any]) -> dict[str, Any]:
+    """SAM's `Logging` property in the API's shape (CreateStateMachine's `loggingConfiguration`)."""
+    configuration: dict[str, Any] = {
+        "level": str(logging.get("Level", "OFF")),
+        "includeExecutionData": str(logging.get("IncludeExecutionData", False)).lower() == "true",
+    }
+    destinations = [
+        {"cloudWatchLogsLogGroup": {"logGroupArn": str(destination["CloudWatchLogsLogGroup"]["LogGroupArn"])}}
+        for destination in logging.get("Destinations") or []
+    ]
+    if destinations:
+        configuration["destinations"] = destinations
+    return configuration
+
+
+def _log_group(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
+    name = props.get("LogGroupName") or physical_name(stack.name, logical_id, 512)
+    logs = aws.client("logs")
+    logs.create_log_group(logGroupName=name)
+    if "RetentionInDays" in props:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+    # Fn::GetAtt Arn of AWS::Logs::LogGroup ends with :* (the form a state machine's LogGroupArn needs).
+    return name, {"Arn": f"arn:aws:logs:{aws.region}:{ACCOUNT_ID}:log-group:{name}:*"}
 
 
 def _refuse_event_sources(logical_id: str, props: dict[str, Any]) -> None:
@@ -392,4 +420,5 @@ _CREATORS: dict[str, Callable[[LocalAws, Stack, str, dict[str, Any]], Created]] 
     "AWS::Serverless::StateMachine": _state_machine,
     "AWS::Pipes::Pipe": _pipe,
     "AWS::Scheduler::Schedule": _schedule,
+    "AWS::Logs::LogGroup": _log_group,
 }

@@ -57,14 +57,16 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.event.logging import CloudWatchLoggingConfiguration, CloudWatchLoggingSession
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from incremental_analytics_local import aws_rules, dynamodb_transactions
+from incremental_analytics_local import aws_rules, dynamodb_transactions, execution_logs
 
 MOTO_VERSION = "5.2.5"
 
@@ -113,6 +115,8 @@ def apply() -> None:
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
+    _execution_logs_in_cloudwatch()
+    _logging_configuration_checked()
     _applied.append(True)
 
 
@@ -737,3 +741,88 @@ def list_executions(account_id: str, region: str, state_machine_arn: str, status
     executions = backend.describe_state_machine(state_machine_arn).executions
     chosen = [execution for execution in executions if status is None or execution.status == status]
     return [execution.execution_arn for execution in sorted(chosen, key=lambda e: e.start_date, reverse=True)]
+
+
+# -- execution history in CloudWatch Logs ------------------------------------------------------------------------
+
+_logs_lock = threading.Lock()
+
+
+class _ExecutionLogSession(CloudWatchLoggingSession):  # type: ignore[misc]
+    """Writes each history event the state machine's log level takes as the record AWS writes (execution_logs):
+    moto's own session failed on its text timestamps, and wrote neither AWS's fields nor its stream names."""
+
+    def publish_history_log(self, history_log: Any) -> None:
+        event_type = str(getattr(history_log["type"], "value", history_log["type"]))
+        moment = dt.datetime.fromisoformat(str(history_log["event_timestamp"]).replace("Z", "+00:00"))
+        event: dict[str, Any] = {
+            "id": history_log["id"],
+            "previousEventId": history_log["previous_event_id"],
+            "type": event_type,
+            "timestamp": moment,
+        }
+        if history_log.get("details") is not None:
+            event[execution_logs.details_member(event_type)] = history_log["details"]
+        configuration = self.configuration
+        record = execution_logs.log_record(
+            event, self.execution_arn, include_execution_data=bool(configuration.include_execution_data)
+        )
+        machine_name = str(configuration.state_machine_arn).rsplit(":", 1)[-1]
+        stream = execution_logs.log_stream_name(machine_name, moment)
+        message = json.dumps(record, separators=(",", ":"), default=str)
+        entry = {"timestamp": int(record["event_timestamp"]), "message": message}
+        logs = self._logs_client
+        group = configuration.log_group_name
+        with _logs_lock:
+            if group not in logs.groups:
+                return  # the log group is gone: AWS drops the record too
+            if stream not in logs.groups[group].streams:
+                logs.create_log_stream(group, stream)
+            logs.put_log_events(group, stream, [entry])
+
+
+def _logging_of(machine: Any) -> CloudWatchLoggingConfiguration | None:
+    configuration = dict(getattr(machine, "loggingConfiguration", None) or {})
+    if str(configuration.get("level") or "OFF") == "OFF":
+        return None
+    configuration["includeExecutionData"] = bool(configuration.get("includeExecutionData", False))
+    found: CloudWatchLoggingConfiguration | None = CloudWatchLoggingConfiguration.from_logging_configuration(
+        state_machine_arn=machine.arn, logging_configuration=configuration
+    )
+    return found
+
+
+def _execution_logs_in_cloudwatch() -> None:
+    """A state machine whose LoggingConfiguration has a level writes its executions' history events to its log
+    group, as AWS does (the only history an Express execution has); moto never started a logging session."""
+    original = ParserExecution.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self._cloud_watch_logging_session is None:
+            configuration = _logging_of(self.state_machine)
+            if configuration is not None:
+                self._cloud_watch_logging_session = _ExecutionLogSession(self.exec_arn, configuration)
+
+    ParserExecution.__init__ = __init__  # type: ignore[method-assign]
+
+
+class InvalidLoggingConfiguration(AWSError):
+    TYPE = "InvalidLoggingConfiguration"
+
+
+def _logging_configuration_checked() -> None:
+    """CreateStateMachine and UpdateStateMachine refuse a LoggingConfiguration AWS refuses (aws_rules)."""
+    for name in ("create_state_machine", "update_state_machine"):
+        original = getattr(StepFunctionsParserBackend, name)
+
+        def checked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            problem = aws_rules.logging_configuration_problem(
+                kwargs.get("loggingConfiguration", kwargs.get("logging_configuration"))
+            )
+            if problem is not None:
+                raise InvalidLoggingConfiguration(f"Invalid Logging Configuration: {problem}")
+            return _original(self, *args, **kwargs)
+
+        setattr(StepFunctionsParserBackend, name, functools.wraps(original)(checked))
