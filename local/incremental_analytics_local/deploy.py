@@ -25,6 +25,7 @@ from incremental_analytics_local.cfn import (
     references,
     resolve,
 )
+from incremental_analytics_local import stack_registry
 from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
 from incremental_analytics_local.lambdas import LocalFunction
 
@@ -101,7 +102,8 @@ def deploy(
     stack_name: str,
     parameters: Mapping[str, Any] | None = None,
 ) -> Stack:
-    """Create every resource of the template, in dependency order. Parameters override the defaults."""
+    """Create every resource of the template, in dependency order (parameters override the defaults), and
+    register the stack in the local CloudFormation with its outputs and resources, as `sam deploy` leaves it."""
     template = read_template(template_path)
     resolved_parameters = _parameters(template, dict(parameters or {}))
     context = Context(stack_name, aws.region, ACCOUNT_ID, resolved_parameters)
@@ -137,6 +139,16 @@ def deploy(
         for name, output in (template.get("Outputs") or {}).items()
         if "Condition" not in output or conditions[output["Condition"]]
     }
+    stack_registry.register(
+        region=aws.region,
+        account_id=ACCOUNT_ID,
+        name=stack_name,
+        template_path=template_path,
+        template=template,
+        parameters=resolved_parameters,
+        outputs=stack.outputs,
+        resources=stack.resources,
+    )
     return stack
 
 
