@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incremental_analytics_local import stack_registry
 from incremental_analytics_local.cfn import (
     PLACEHOLDER,
     Context,
@@ -25,7 +26,6 @@ from incremental_analytics_local.cfn import (
     references,
     resolve,
 )
-from incremental_analytics_local import stack_registry
 from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
 from incremental_analytics_local.lambdas import LocalFunction
 

@@ -748,7 +748,7 @@ def list_executions(account_id: str, region: str, state_machine_arn: str, status
 _logs_lock = threading.Lock()
 
 
-class _ExecutionLogSession(CloudWatchLoggingSession):  # type: ignore[misc]
+class _ExecutionLogSession(CloudWatchLoggingSession):
     """Writes each history event the state machine's log level takes as the record AWS writes (execution_logs):
     moto's own session failed on its text timestamps, and wrote neither AWS's fields nor its stream names."""
 
@@ -782,7 +782,7 @@ class _ExecutionLogSession(CloudWatchLoggingSession):  # type: ignore[misc]
 
 
 def _logging_of(machine: Any) -> CloudWatchLoggingConfiguration | None:
-    configuration = dict(getattr(machine, "loggingConfiguration", None) or {})
+    configuration: Any = dict(getattr(machine, "loggingConfiguration", None) or {})
     if str(configuration.get("level") or "OFF") == "OFF":
         return None
     configuration["includeExecutionData"] = bool(configuration.get("includeExecutionData", False))

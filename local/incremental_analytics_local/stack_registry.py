@@ -29,7 +29,7 @@ def stack_id(region: str, account_id: str, name: str) -> str:
     return f"arn:aws:cloudformation:{region}:{account_id}:stack/{name}/local"
 
 
-class _RegisteredStack(MotoStack):  # type: ignore[misc]
+class _RegisteredStack(MotoStack):
     """A moto Stack that answers with what the local deployment made, not with what moto would parse."""
 
     def __init__(
@@ -54,6 +54,13 @@ class _RegisteredStack(MotoStack):  # type: ignore[misc]
             types.SimpleNamespace(logical_resource_id=logical, physical_resource_id=physical, cf_resource_type=kind)
             for logical, kind, physical in resources
         ]
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    def is_created(self) -> bool:
+        return True
 
     # moto's serializer finds StackName and StackStatus on a class named Stack by its prefix; ListStacks'
     # StackSummary needs them under their own names.
