@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
-from incremental_analytics_local import rules_commands
+from incremental_analytics_local import rules_commands, stack_traces
 from incremental_analytics_local import trace as tracing
 from incremental_analytics_local.demo import SOURCES, demo
 from incremental_analytics_local.invocation import NAME
@@ -106,7 +106,9 @@ def command_explain(args: argparse.Namespace) -> int:
         return _with_stack(
             args,
             lambda session: explaining.explain(
-                explaining.from_stack(args.stack, args.user, session), args.user, args.rule
+                explaining.from_stack(args.stack, args.user, session, trace_flags=_session_flags(args)),
+                args.user,
+                args.rule,
             ),
         )
     try:
@@ -116,7 +118,18 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _session_flags(args: argparse.Namespace) -> list[str]:
+    """The --region and --profile a command was given, to repeat in a command it suggests."""
+    return [
+        flag for name in ("region", "profile") if getattr(args, name) for flag in (f"--{name}", getattr(args, name))
+    ]
+
+
 def command_trace(args: argparse.Namespace) -> int:
+    if args.stack:
+        if not args.execution:
+            return _fail("trace --stack needs --execution NAME or ARN", EXIT_USAGE)
+        return _with_stack(args, lambda session: _trace_stack(args, session))
     try:
         record = tracing.load_trace(args.source, args.execution)
     except (FileNotFoundError, ValueError) as error:
@@ -126,6 +139,17 @@ def command_trace(args: argparse.Namespace) -> int:
     print(tracing.text_path(record))
     print(f"trace written to {out}")
     return EXIT_OK
+
+
+def _trace_stack(args: argparse.Namespace, session: Any) -> str:
+    record = stack_traces.stack_trace_record(args.stack, args.execution, session)
+    out = args.html or Path(f"{record['name']}.html")
+    out.write_text(tracing.render_html(record))
+    lines = [tracing.text_path(record)]
+    if not record["execution_data"]:
+        lines.append("(logged without execution data: no inputs or outputs; see docs/tracing.md)")
+    lines.append(f"trace written to {out}")
+    return "\n".join(lines)
 
 
 def command_rules(args: argparse.Namespace) -> int:
@@ -241,9 +265,17 @@ def parser() -> argparse.ArgumentParser:
         description="Draw the state machine with the path an execution took, every visited state with its input, "
         "output, error and retries, into one self-contained HTML file; print the path.",
     )
-    trace_parser.add_argument("--from", dest="source", type=Path, required=True, help="a `run` output folder")
-    trace_parser.add_argument("--execution", help="execution name or ARN (default: the first kept)")
-    trace_parser.add_argument("--html", type=Path, help="where to write the page")
+    traced = trace_parser.add_mutually_exclusive_group(required=True)
+    traced.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
+    _stack_options(trace_parser, group=traced)
+    trace_parser.add_argument(
+        "--execution",
+        help="execution name or ARN (with --from, default: the first kept; with --stack, required: its history is "
+        "read from GetExecutionHistory, or for an Express workflow from its CloudWatch Logs)",
+    )
+    trace_parser.add_argument(
+        "--html", type=Path, help="where to write the page (default: traces/NAME.html in the run folder; NAME.html)"
+    )
     trace_parser.set_defaults(handler=command_trace)
 
     rules_parser = commands.add_parser("rules", help="check rules files, and push them to the product")

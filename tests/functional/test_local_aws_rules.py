@@ -268,13 +268,22 @@ def test_express_executions_have_no_describe_history_or_list(aws: LocalAws) -> N
     [
         ({"level": "ALL"}, "a log destination is required at level ALL"),
         (
-            {"level": "ERROR", "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:"
-                                                 "123456789012:log-group:g"}}]},
+            {
+                "level": "ERROR",
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:g"}}
+                ],
+            },
             "must be a CloudWatch Logs log group's ARN ending with :*",
         ),
         (
-            {"level": "ALL", "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:"
-                                               "123456789012:log-group:g:*"}}] * 2},
+            {
+                "level": "ALL",
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:g:*"}}
+                ]
+                * 2,
+            },
             "at most one log destination",
         ),
     ],

@@ -59,8 +59,15 @@ def test_an_express_execution_logged_at_all_with_data_has_its_whole_history_in_i
     group = product.table("IngestBatchLogs")
     records = _records(aws, group)
     assert {record["execution_arn"] for record in records} == {execution.arn}
-    assert set(records[0]) == {"id", "type", "details", "previous_event_id", "event_timestamp", "execution_arn",
-                               "redrive_count"}
+    assert set(records[0]) == {
+        "id",
+        "type",
+        "details",
+        "previous_event_id",
+        "event_timestamp",
+        "execution_arn",
+        "redrive_count",
+    }
     assert all(isinstance(record["event_timestamp"], str) for record in records)
     # The log holds what GetExecutionHistory would: the same events, details and all.
     assert execution_logs.history(records) == aws.history(execution.arn)
