@@ -318,22 +318,51 @@ def _rule(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -
     return name, {"Arn": arn}
 
 
+# What Lambda holds as a local function's code: the handler runs in-process, from the package in this checkout.
+_FUNCTION_CODE = b"PK\x05\x06" + b"\x00" * 18  # an empty zip archive
+
+
 def _function(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
     name = props.get("FunctionName") or physical_name(stack.name, logical_id)
     arn = _arn(aws, "lambda", f"function:{name}")
-    variables = (props.get("Environment") or {}).get("Variables") or {}
-    aws.lambdas.register(
-        LocalFunction(
-            name=name,
-            arn=arn,
-            handler=str(props["Handler"]),
-            environment={key: str(value) for key, value in variables.items()},
-            timeout_seconds=int(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
-        )
+    variables = {key: str(value) for key, value in ((props.get("Environment") or {}).get("Variables") or {}).items()}
+    function = LocalFunction(
+        name=name,
+        arn=arn,
+        handler=str(props["Handler"]),
+        environment=variables,
+        timeout_seconds=int(props.get("Timeout", 3)),
+        memory_mb=int(props.get("MemorySize", 128)),
     )
+    aws.lambdas.register(function)
     _refuse_event_sources(logical_id, props)
+    # Also in Lambda's API (ListFunctions, GetFunction), with the role SAM would make for it.
+    aws.client("lambda").create_function(
+        FunctionName=name,
+        Runtime=str(props.get("Runtime", "python3.13")),
+        Role=_function_role(aws, stack, logical_id),
+        Handler=function.handler,
+        Code={"ZipFile": _FUNCTION_CODE},
+        Description=str(props.get("Description", "")),
+        Timeout=function.timeout_seconds,
+        MemorySize=function.memory_mb,
+        Architectures=[str(item) for item in props.get("Architectures") or ["x86_64"]],
+        Environment={"Variables": variables},
+    )
     return name, {"Arn": arn}
+
+
+def _function_role(aws: LocalAws, stack: Stack, logical_id: str) -> str:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = aws.client("iam").create_role(
+        RoleName=physical_name(stack.name, f"{logical_id}Role"), AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    return str(role["Role"]["Arn"])
 
 
 def _state_machine(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:

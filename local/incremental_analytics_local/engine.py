@@ -4,6 +4,7 @@ fakes for the APIs moto lacks, and every request the product makes counted as `s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -95,10 +96,13 @@ class LocalAws:
         Lambda functions answer only calls made inside this process (the product's own, and its state machines').
         """
         if self._server is None:
-            if port == 0:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", 0))
-                    port = probe.getsockname()[1]
+            with socket.socket() as probe:  # a port in use fails here, not silently in the server's thread
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as error:
+                    raise OSError(f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}") from None
+                port = probe.getsockname()[1]
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the terminal
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             self._server.start()
             self.endpoint_url = f"http://127.0.0.1:{port}"

@@ -29,6 +29,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.events.models import Rule as EventsRule
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common import parargs
@@ -243,7 +244,8 @@ def _scale_retry_and_wait() -> None:
 
 
 def _serialise_dynamodb() -> None:
-    """Concurrent Map iterations writing one item lose updates in moto's in-memory DynamoDB: one at a time."""
+    """Concurrent Map iterations writing one item lose updates in moto's in-memory DynamoDB: one at a time, whether
+    the request comes from this process or over HTTP."""
     original = BotocoreStubber.process_request
 
     @functools.wraps(original)
@@ -254,6 +256,16 @@ def _serialise_dynamodb() -> None:
         return original(self, request)
 
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+    # Requests over HTTP (`serve`) reach the same tables through moto's server: the same one-at-a-time.
+    original_call = DynamoHandler.call_action
+
+    @functools.wraps(original_call)
+    def call_action(self: Any) -> Any:
+        with _dynamodb_lock:
+            return original_call(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def _map_more_sdk_services() -> None:
