@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -17,10 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
-from incremental_analytics_local import rules_commands, stack_traces
+from incremental_analytics_local import rules_commands, serving, stack_traces
 from incremental_analytics_local import trace as tracing
 from incremental_analytics_local.demo import SOURCES, demo
-from incremental_analytics_local.invocation import NAME
+from incremental_analytics_local.invocation import NAME, command_name
 from incremental_analytics_local.runner import RunError, RunOptions, run
 from incremental_analytics_local.stacks import StackError
 
@@ -70,7 +72,7 @@ def _session(args: argparse.Namespace) -> Any:
     except BotoCoreError as error:  # an unknown profile
         raise StackError(str(error)) from None
     if not session.region_name:
-        raise StackError("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")
+        raise StackError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or a region in your AWS profile")
     return session
 
 
@@ -201,6 +203,36 @@ def command_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    if args.rules is not None:  # checked before anything starts
+        try:
+            load_rules_file(args.rules.name, args.rules.read_bytes())
+        except OSError as error:
+            return _fail(f"cannot read {args.rules}: {error.strerror or error}")
+        except RulesError as error:
+            return _fail(f"{args.rules}: {error}")
+    stopping = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stopping.set())
+    print("Deploying infra/template.yaml into the embedded local AWS...", flush=True)
+    try:
+        with serving.serving(port=args.port, stack_name=args.stack_name, report=_activity) as served:
+            print(serving.banner(served, command_name()), flush=True)
+            if args.rules is not None:
+                print(serving.load_rules(served, args.rules), flush=True)
+            while not stopping.wait(0.5):
+                pass
+            print("Stopping...", flush=True)
+    except OSError as error:
+        return _fail(str(error))
+    print("Stopped.")
+    return EXIT_OK
+
+
+def _activity(line: str) -> None:
+    print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}", flush=True)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line (and exit status 2), like every other failure of the command."""
 
@@ -307,6 +339,23 @@ def parser() -> argparse.ArgumentParser:
     difference.add_argument("file", type=Path)
     _stack_options(difference, required=True)
     difference.set_defaults(handler=command_rules)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the product on a local AWS that the AWS CLI, boto3 and --stack commands can use, until Ctrl-C",
+        description="Deploy the SAM template into the embedded local AWS, served over HTTP on 127.0.0.1 and "
+        "registered as a CloudFormation stack, with its Pipes, S3 notifications and schedules running in the "
+        "background, until Ctrl-C. Point tools at it with AWS_ENDPOINT_URL (or --endpoint-url). See "
+        "docs/local-aws.md.",
+    )
+    serve_parser.add_argument(
+        "--port", type=_whole(0, 65535), default=serving.DEFAULT_PORT, help="the port (default 4566; 0: a free one)"
+    )
+    serve_parser.add_argument("--rules", type=Path, help="a rules file to push once the stack is up")
+    serve_parser.add_argument(
+        "--stack-name", default=serving.STACK_NAME, help=f"the stack's name (default {serving.STACK_NAME})"
+    )
+    serve_parser.set_defaults(handler=command_serve)
 
     demo_parser = commands.add_parser(
         "demo",
