@@ -43,9 +43,11 @@ def stack_trace_record(stack_name: str, execution: str, session: Any) -> dict[st
     else:
         candidates = list(machines)
     sfn = session.client("stepfunctions")
+    described = [sfn.describe_state_machine(stateMachineArn=machine_arn) for machine_arn in candidates]
+    # Standard ones first: DescribeExecution answers at once, a log search reads the log group.
+    described.sort(key=lambda machine: str(machine.get("type", "STANDARD")) == "EXPRESS")
     unlogged: list[str] = []
-    for machine_arn in candidates:
-        machine = sfn.describe_state_machine(stateMachineArn=machine_arn)
+    for machine in described:
         if str(machine.get("type", "STANDARD")) == "EXPRESS":
             configuration = machine.get("loggingConfiguration") or {}
             if str(configuration.get("level", "OFF")) != "ALL" or execution_logs.log_group_name(configuration) is None:
