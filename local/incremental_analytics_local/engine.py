@@ -92,9 +92,9 @@ class LocalAws:
     def serve(self, port: int = 0) -> str:
         """Also answer on http://127.0.0.1:PORT (0: a free port), for the AWS CLI or boto3 in another process.
 
-        Requests there reach the same resources; the Pinpoint and Customer Profiles fakes and the in-process
-        Lambda functions answer only calls made inside this process (the product's own, and its state machines').
-        """
+        Requests there reach the same resources, and an Invoke runs the function's handler in this process; the
+        Pinpoint and Customer Profiles fakes answer only calls made inside this process (the product's own, and its
+        state machines')."""
         if self._server is None:
             with socket.socket() as probe:  # a port in use fails here, not silently in the server's thread
                 try:

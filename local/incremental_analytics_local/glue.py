@@ -25,6 +25,7 @@ import botocore.session
 import moto
 from botocore.exceptions import ClientError
 from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
+from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
@@ -67,7 +68,7 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from incremental_analytics_local import aws_rules, dynamodb_transactions, execution_logs
+from incremental_analytics_local import aws_rules, botocore_hooks, dynamodb_transactions, execution_logs
 
 MOTO_VERSION = "5.2.5"
 
@@ -118,6 +119,7 @@ def apply() -> None:
     _no_history_api_for_express_executions()
     _execution_logs_in_cloudwatch()
     _logging_configuration_checked()
+    _http_invokes_run_the_handler()
     _applied.append(True)
 
 
@@ -838,3 +840,33 @@ def _logging_configuration_checked() -> None:
             return _original(self, *args, **kwargs)
 
         setattr(StepFunctionsParserBackend, name, functools.wraps(original)(checked))
+
+
+def _http_invokes_run_the_handler() -> None:
+    """An Invoke that reaches moto's Lambda over HTTP (`serve`) runs the function's handler in this process, as
+    an in-process Invoke does; moto (without Docker, its "simple" Lambda) would echo the payload."""
+    original = LambdaSimpleBackend.invoke
+
+    @functools.wraps(original)
+    def invoke(self: Any, *args: Any) -> Any:  # function name, qualifier, body, request and response headers
+        function_name, _, body, headers, response_headers = args
+        runtime = botocore_hooks.responder("lambda")
+        if runtime is None:
+            return original(self, *args)
+        payload = body.encode() if isinstance(body, str) else body
+        params = {"FunctionName": function_name, "Payload": payload or b"{}"}
+        params["InvocationType"] = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        try:
+            answer = runtime("Invoke", params)
+        except botocore_hooks.ServiceError as error:
+            if error.code != "ResourceNotFoundException":
+                raise
+            return original(self, *args)
+        if answer is None:
+            return original(self, *args)
+        if "FunctionError" in answer:
+            response_headers["x-amz-function-error"] = answer["FunctionError"]
+        response_headers["x-amz-executed-version"] = answer.get("ExecutedVersion", "$LATEST")
+        return answer["Payload"].read()
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]

@@ -3,6 +3,7 @@ would, with boto3, this command's `--stack` commands (through AWS_ENDPOINT_URL) 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -146,6 +147,20 @@ def test_aws_tools_see_the_stack_and_what_it_deployed(server: Server) -> None:
     assert sorted(machines.values()) == ["EXPRESS", "EXPRESS", "STANDARD", "STANDARD", "STANDARD"]
     functions = server.client("lambda").list_functions()["Functions"]
     assert "incremental_analytics.handlers.parse_records.handler" in {f["Handler"] for f in functions}
+    # Invoked over HTTP, a function runs its handler, as its Tasks run it.
+    parse = next(f["FunctionName"] for f in functions if f["Handler"].endswith("parse_records.handler"))
+    record = {
+        "data": base64.b64encode(b'{"user_id": "u", "event_type": "x", "timestamp": 1614556800000}').decode(),
+        "sequenceNumber": "1",
+        "partitionKey": "u",
+        "eventID": "shardId-000000000000:1",
+    }
+    answer = server.client("lambda").invoke(FunctionName=parse, Payload=json.dumps({"records": [record]}).encode())
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read())["records"] == 1
+    failed = server.client("lambda").invoke(FunctionName=parse, Payload=b"{}")
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "KeyError"
     resources = server.client("cloudformation").list_stack_resources(StackName=STACK)["StackResourceSummaries"]
     assert {r["ResourceType"] for r in resources} >= {"AWS::Lambda::Function", "AWS::StepFunctions::StateMachine"}
     # The rules file pushed at start: SyncRules ran, then RulesChanged through the rules table's stream.
