@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import ingest_cost, inprocess, local_engine, periods, rules_files
+from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, rules_files
 
 
 def table(title: str, rows: list[dict[str, object]]) -> None:
@@ -39,6 +39,11 @@ def main() -> None:
     table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
     print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
     print(json.dumps(cost, indent=2))
+    table(
+        "Tracing Express workflows: IngestBatch's CloudWatch Logs records, 2,000 events, batches of 100 "
+        "(benchmarks/express_logs.py)",
+        express_logs.main(),
+    )
     table(
         "EvaluatePeriods: a 30-day window rule, hourly evaluation, by history size (benchmarks/periods.py)",
         periods.main(),

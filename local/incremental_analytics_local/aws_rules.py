@@ -171,3 +171,28 @@ def throttling_errors(resource: str) -> dict[str, str]:
     """error name -> the service's error code, for each way the Task's service throttles it."""
     _, service, _ = integration(resource)
     return {error_name(resource, code): code for code in THROTTLING_CODES.get(service, ())}
+
+
+# Step Functions API reference, LoggingConfiguration: `destinations` is "limited to size 1" and "required, if your
+# log level is not set to OFF"; CloudWatchLogsLogGroup: the log group ARN "must end with :*". CreateStateMachine
+# and UpdateStateMachine answer anything else with InvalidLoggingConfiguration.
+LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
+
+
+def logging_configuration_problem(configuration: Any) -> str | None:
+    """Why CreateStateMachine would refuse a LoggingConfiguration (its API shape), or None."""
+    if not configuration:
+        return None
+    level = str(configuration.get("level") or "OFF")
+    if level not in LOG_LEVELS:
+        return f"level {level!r} is not one of {', '.join(LOG_LEVELS)}"
+    destinations = configuration.get("destinations") or []
+    if len(destinations) > 1:
+        return "at most one log destination"
+    if level != "OFF" and not destinations:
+        return f"a log destination is required at level {level}"
+    for destination in destinations:
+        arn = str((destination.get("cloudWatchLogsLogGroup") or {}).get("logGroupArn") or "")
+        if not arn.startswith("arn:") or ":log-group:" not in arn or not arn.endswith(":*"):
+            return f"the log group ARN {arn!r} must be a CloudWatch Logs log group's ARN ending with :*"
+    return None

@@ -134,6 +134,11 @@ def activate(responders: Mapping[str, Responder], answered_by_moto: Callable[[st
     _registry.active = True
 
 
+def responder(service: str) -> Responder | None:
+    """The in-process service answering `service` while the hooks are active."""
+    return _registry.responders.get(service) if _registry.active else None
+
+
 def deactivate() -> None:
     _registry.active = False
     _registry.responders = {}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -17,10 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
-from incremental_analytics_local import rules_commands
+from incremental_analytics_local import rules_commands, serving, stack_traces
 from incremental_analytics_local import trace as tracing
 from incremental_analytics_local.demo import SOURCES, demo
-from incremental_analytics_local.invocation import NAME
+from incremental_analytics_local.invocation import NAME, command_name
 from incremental_analytics_local.runner import RunError, RunOptions, run
 from incremental_analytics_local.stacks import StackError
 
@@ -70,7 +72,7 @@ def _session(args: argparse.Namespace) -> Any:
     except BotoCoreError as error:  # an unknown profile
         raise StackError(str(error)) from None
     if not session.region_name:
-        raise StackError("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")
+        raise StackError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or a region in your AWS profile")
     return session
 
 
@@ -106,7 +108,9 @@ def command_explain(args: argparse.Namespace) -> int:
         return _with_stack(
             args,
             lambda session: explaining.explain(
-                explaining.from_stack(args.stack, args.user, session), args.user, args.rule
+                explaining.from_stack(args.stack, args.user, session, trace_flags=_session_flags(args)),
+                args.user,
+                args.rule,
             ),
         )
     try:
@@ -116,7 +120,18 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _session_flags(args: argparse.Namespace) -> list[str]:
+    """The --region and --profile a command was given, to repeat in a command it suggests."""
+    return [
+        flag for name in ("region", "profile") if getattr(args, name) for flag in (f"--{name}", getattr(args, name))
+    ]
+
+
 def command_trace(args: argparse.Namespace) -> int:
+    if args.stack:
+        if not args.execution:
+            return _fail("trace --stack needs --execution NAME or ARN", EXIT_USAGE)
+        return _with_stack(args, lambda session: _trace_stack(args, session))
     try:
         record = tracing.load_trace(args.source, args.execution)
     except (FileNotFoundError, ValueError) as error:
@@ -126,6 +141,17 @@ def command_trace(args: argparse.Namespace) -> int:
     print(tracing.text_path(record))
     print(f"trace written to {out}")
     return EXIT_OK
+
+
+def _trace_stack(args: argparse.Namespace, session: Any) -> str:
+    record = stack_traces.stack_trace_record(args.stack, args.execution, session)
+    out = args.html or Path(f"{record['name']}.html")
+    out.write_text(tracing.render_html(record))
+    lines = [tracing.text_path(record)]
+    if not record["execution_data"]:
+        lines.append("(logged without execution data: no inputs or outputs; see docs/tracing.md)")
+    lines.append(f"trace written to {out}")
+    return "\n".join(lines)
 
 
 def command_rules(args: argparse.Namespace) -> int:
@@ -176,6 +202,36 @@ def command_demo(args: argparse.Namespace) -> int:
     except RunError as error:
         return _fail(str(error))
     return EXIT_OK
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    if args.rules is not None:  # checked before anything starts
+        try:
+            load_rules_file(args.rules.name, args.rules.read_bytes())
+        except OSError as error:
+            return _fail(f"cannot read {args.rules}: {error.strerror or error}")
+        except RulesError as error:
+            return _fail(f"{args.rules}: {error}")
+    stopping = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stopping.set())
+    print("Deploying infra/template.yaml into the embedded local AWS...", flush=True)
+    try:
+        with serving.serving(port=args.port, stack_name=args.stack_name, report=_activity) as served:
+            print(serving.banner(served, command_name()), flush=True)
+            if args.rules is not None:
+                print(serving.load_rules(served, args.rules), flush=True)
+            while not stopping.wait(0.5):
+                pass
+            print("Stopping...", flush=True)
+    except OSError as error:
+        return _fail(str(error))
+    print("Stopped.")
+    return EXIT_OK
+
+
+def _activity(line: str) -> None:
+    print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}", flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -242,9 +298,17 @@ def parser() -> argparse.ArgumentParser:
         description="Draw the state machine with the path an execution took, every visited state with its input, "
         "output, error and retries, into one self-contained HTML file; print the path.",
     )
-    trace_parser.add_argument("--from", dest="source", type=Path, required=True, help="a `run` output folder")
-    trace_parser.add_argument("--execution", help="execution name or ARN (default: the first kept)")
-    trace_parser.add_argument("--html", type=Path, help="where to write the page")
+    traced = trace_parser.add_mutually_exclusive_group(required=True)
+    traced.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
+    _stack_options(trace_parser, group=traced)
+    trace_parser.add_argument(
+        "--execution",
+        help="execution name or ARN (with --from, default: the first kept; with --stack, required: its history is "
+        "read from GetExecutionHistory, or for an Express workflow from its CloudWatch Logs)",
+    )
+    trace_parser.add_argument(
+        "--html", type=Path, help="where to write the page (default: traces/NAME.html in the run folder; NAME.html)"
+    )
     trace_parser.set_defaults(handler=command_trace)
 
     rules_parser = commands.add_parser("rules", help="check rules files, and push them to the product")
@@ -276,6 +340,23 @@ def parser() -> argparse.ArgumentParser:
     difference.add_argument("file", type=Path)
     _stack_options(difference, required=True)
     difference.set_defaults(handler=command_rules)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the product on a local AWS that the AWS CLI, boto3 and --stack commands can use, until Ctrl-C",
+        description="Deploy the SAM template into the embedded local AWS, served over HTTP on 127.0.0.1 and "
+        "registered as a CloudFormation stack, with its Pipes, S3 notifications and schedules running in the "
+        "background, until Ctrl-C. Point tools at it with AWS_ENDPOINT_URL (or --endpoint-url). See "
+        "docs/local-aws.md.",
+    )
+    serve_parser.add_argument(
+        "--port", type=_whole(0, 65535), default=serving.DEFAULT_PORT, help="the port (default 4566; 0: a free one)"
+    )
+    serve_parser.add_argument("--rules", type=Path, help="a rules file to push once the stack is up")
+    serve_parser.add_argument(
+        "--stack-name", default=serving.STACK_NAME, help=f"the stack's name (default {serving.STACK_NAME})"
+    )
+    serve_parser.set_defaults(handler=command_serve)
 
     demo_parser = commands.add_parser(
         "demo",

@@ -2,8 +2,9 @@
 
 Creates what the product uses (DynamoDB tables, S3 buckets, Kinesis streams, SQS queues, EventBridge buses and
 rules, Lambda functions run in-process, state machines from their `DefinitionUri`), records what moto cannot run
-(EventBridge Pipes, Scheduler schedules) for the emulators in pipes.py, and accepts IAM and logging resources,
-which have no local effect. A resource type it does not know is an error that names it.
+(EventBridge Pipes, Scheduler schedules) for the emulators in pipes.py, creates log groups (state machines with a
+`Logging` level write their executions' history there, as on AWS), and accepts IAM and KMS resources, which have
+no local effect. A resource type it does not know is an error that names it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incremental_analytics_local import stack_registry
 from incremental_analytics_local.cfn import (
     PLACEHOLDER,
     Context,
@@ -33,7 +35,6 @@ NO_LOCAL_EFFECT = frozenset(
         "AWS::IAM::Role",
         "AWS::IAM::Policy",
         "AWS::IAM::ManagedPolicy",
-        "AWS::Logs::LogGroup",
         "AWS::Serverless::Connector",
         "AWS::Lambda::Permission",
         "AWS::SQS::QueuePolicy",
@@ -101,7 +102,8 @@ def deploy(
     stack_name: str,
     parameters: Mapping[str, Any] | None = None,
 ) -> Stack:
-    """Create every resource of the template, in dependency order. Parameters override the defaults."""
+    """Create every resource of the template, in dependency order (parameters override the defaults), and
+    register the stack in the local CloudFormation with its outputs and resources, as `sam deploy` leaves it."""
     template = read_template(template_path)
     resolved_parameters = _parameters(template, dict(parameters or {}))
     context = Context(stack_name, aws.region, ACCOUNT_ID, resolved_parameters)
@@ -137,6 +139,16 @@ def deploy(
         for name, output in (template.get("Outputs") or {}).items()
         if "Condition" not in output or conditions[output["Condition"]]
     }
+    stack_registry.register(
+        region=aws.region,
+        account_id=ACCOUNT_ID,
+        name=stack_name,
+        template_path=template_path,
+        template=template,
+        parameters=resolved_parameters,
+        outputs=stack.outputs,
+        resources=stack.resources,
+    )
     return stack
 
 
@@ -306,22 +318,51 @@ def _rule(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -
     return name, {"Arn": arn}
 
 
+# What Lambda holds as a local function's code: the handler runs in-process, from the package in this checkout.
+_FUNCTION_CODE = b"PK\x05\x06" + b"\x00" * 18  # an empty zip archive
+
+
 def _function(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
     name = props.get("FunctionName") or physical_name(stack.name, logical_id)
     arn = _arn(aws, "lambda", f"function:{name}")
-    variables = (props.get("Environment") or {}).get("Variables") or {}
-    aws.lambdas.register(
-        LocalFunction(
-            name=name,
-            arn=arn,
-            handler=str(props["Handler"]),
-            environment={key: str(value) for key, value in variables.items()},
-            timeout_seconds=int(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
-        )
+    variables = {key: str(value) for key, value in ((props.get("Environment") or {}).get("Variables") or {}).items()}
+    function = LocalFunction(
+        name=name,
+        arn=arn,
+        handler=str(props["Handler"]),
+        environment=variables,
+        timeout_seconds=int(props.get("Timeout", 3)),
+        memory_mb=int(props.get("MemorySize", 128)),
     )
+    aws.lambdas.register(function)
     _refuse_event_sources(logical_id, props)
+    # Also in Lambda's API (ListFunctions, GetFunction), with the role SAM would make for it.
+    aws.client("lambda").create_function(
+        FunctionName=name,
+        Runtime=str(props.get("Runtime", "python3.13")),
+        Role=_function_role(aws, stack, logical_id),
+        Handler=function.handler,
+        Code={"ZipFile": _FUNCTION_CODE},
+        Description=str(props.get("Description", "")),
+        Timeout=function.timeout_seconds,
+        MemorySize=function.memory_mb,
+        Architectures=[str(item) for item in props.get("Architectures") or ["x86_64"]],
+        Environment={"Variables": variables},
+    )
     return name, {"Arn": arn}
+
+
+def _function_role(aws: LocalAws, stack: Stack, logical_id: str) -> str:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = aws.client("iam").create_role(
+        RoleName=physical_name(stack.name, f"{logical_id}Role"), AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    return str(role["Role"]["Arn"])
 
 
 def _state_machine(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
@@ -340,14 +381,42 @@ def _state_machine(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str
     for key, value in substitutions.items():
         text = text.replace("${" + key + "}", str(value))
     kind = str(props.get("Type", "STANDARD")).upper()
-    arn = aws.client("stepfunctions").create_state_machine(
-        name=name,
-        definition=text,
-        roleArn=_arn(aws, "iam", "role/local-state-machine").replace(f":{aws.region}:", "::"),
-        type=kind,
-    )["stateMachineArn"]
+    request: dict[str, Any] = {
+        "name": name,
+        "definition": text,
+        "roleArn": _arn(aws, "iam", "role/local-state-machine").replace(f":{aws.region}:", "::"),
+        "type": kind,
+    }
+    if "Logging" in props:
+        request["loggingConfiguration"] = logging_configuration(props["Logging"])
+    arn = aws.client("stepfunctions").create_state_machine(**request)["stateMachineArn"]
     _refuse_event_sources(logical_id, props)
     return arn, {"Arn": arn, "Name": name}
+
+
+def logging_configuration(logging: Mapping[str, Any]) -> dict[str, Any]:
+    """SAM's `Logging` property in the API's shape (CreateStateMachine's `loggingConfiguration`)."""
+    configuration: dict[str, Any] = {
+        "level": str(logging.get("Level", "OFF")),
+        "includeExecutionData": str(logging.get("IncludeExecutionData", False)).lower() == "true",
+    }
+    destinations = [
+        {"cloudWatchLogsLogGroup": {"logGroupArn": str(destination["CloudWatchLogsLogGroup"]["LogGroupArn"])}}
+        for destination in logging.get("Destinations") or []
+    ]
+    if destinations:
+        configuration["destinations"] = destinations
+    return configuration
+
+
+def _log_group(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
+    name = props.get("LogGroupName") or physical_name(stack.name, logical_id, 512)
+    logs = aws.client("logs")
+    logs.create_log_group(logGroupName=name)
+    if "RetentionInDays" in props:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+    # Fn::GetAtt Arn of AWS::Logs::LogGroup ends with :* (the form a state machine's LogGroupArn needs).
+    return name, {"Arn": f"arn:aws:logs:{aws.region}:{ACCOUNT_ID}:log-group:{name}:*"}
 
 
 def _refuse_event_sources(logical_id: str, props: dict[str, Any]) -> None:
@@ -392,4 +461,5 @@ _CREATORS: dict[str, Callable[[LocalAws, Stack, str, dict[str, Any]], Created]] 
     "AWS::Serverless::StateMachine": _state_machine,
     "AWS::Pipes::Pipe": _pipe,
     "AWS::Scheduler::Schedule": _schedule,
+    "AWS::Logs::LogGroup": _log_group,
 }

@@ -4,6 +4,7 @@ fakes for the APIs moto lacks, and every request the product makes counted as `s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -91,14 +92,17 @@ class LocalAws:
     def serve(self, port: int = 0) -> str:
         """Also answer on http://127.0.0.1:PORT (0: a free port), for the AWS CLI or boto3 in another process.
 
-        Requests there reach the same resources; the Pinpoint and Customer Profiles fakes and the in-process
-        Lambda functions answer only calls made inside this process (the product's own, and its state machines').
-        """
+        Requests there reach the same resources, and an Invoke runs the function's handler in this process; the
+        Pinpoint and Customer Profiles fakes answer only calls made inside this process (the product's own, and its
+        state machines')."""
         if self._server is None:
-            if port == 0:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", 0))
-                    port = probe.getsockname()[1]
+            with socket.socket() as probe:  # a port in use fails here, not silently in the server's thread
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as error:
+                    raise OSError(f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}") from None
+                port = probe.getsockname()[1]
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the terminal
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             self._server.start()
             self.endpoint_url = f"http://127.0.0.1:{port}"

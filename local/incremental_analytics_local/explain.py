@@ -6,6 +6,8 @@ Reads a `run` output folder, or a deployed stack's audit, counters and rules tab
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.numbers import json_number
+from incremental_analytics_local.execution_logs import execution_name
 from incremental_analytics_local.invocation import command_name
 from incremental_analytics_local.stacks import StackError, stack_outputs
 
@@ -30,6 +33,7 @@ class Record:
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
     counters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     run_folder: str | None = None  # where `trace` finds executions kept by a local run
+    trace_source: str | None = None  # what `trace` is told to read executions from: --from FOLDER, --stack NAME
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -47,11 +51,13 @@ def from_run(folder: Path) -> Record:
         deliveries={row["outcome_id"]: row for row in _jsonl(folder / "deliveries.jsonl")},
         counters={(row["user_id"], row["rule_id"]): row for row in _jsonl(folder / "counters.jsonl")},
         run_folder=str(folder),
+        trace_source=shlex.join(["--from", str(folder)]),
     )
 
 
-def from_stack(stack_name: str, user_id: str, session: Any) -> Record:
-    """One user's record from a deployed stack: its outputs name the tables."""
+def from_stack(stack_name: str, user_id: str, session: Any, *, trace_flags: Sequence[str] = ()) -> Record:
+    """One user's record from a deployed stack: its outputs name the tables. `trace_flags` (--region, --profile)
+    go into the trace command it suggests."""
     try:
         outputs = stack_outputs(stack_name, session, ["AuditTableName", "CountersTableName", "RulesTableName"])
     except StackError as error:
@@ -61,7 +67,10 @@ def from_stack(stack_name: str, user_id: str, session: Any) -> Record:
     counters = _query(dynamodb, outputs["CountersTableName"], "pk", f"U#{user_id}")
     rules_pages = dynamodb.get_paginator("scan").paginate(TableName=outputs["RulesTableName"])
     rules = rules_from_items(item for page in rules_pages for item in page["Items"])
-    record = Record(rules={rule.rule_id: rule.to_dict() for rule in rules})
+    record = Record(
+        rules={rule.rule_id: rule.to_dict() for rule in rules},
+        trace_source=shlex.join(["--stack", stack_name, *trace_flags]),
+    )
     for item in audit:
         outcome = outcome_from_item(item)
         record.outcomes.append(outcome)
@@ -121,7 +130,7 @@ def _explain_rule(record: Record, user_id: str, rule_id: str) -> str:
     if not outcomes:
         lines.append(f"  Not qualified yet. {_not_yet(rule, record.counters.get((user_id, rule_id)))}")
     for outcome in outcomes:
-        lines += _explain_outcome(outcome, record.deliveries.get(outcome["outcome_id"]), record.run_folder)
+        lines += _explain_outcome(outcome, record.deliveries.get(outcome["outcome_id"]), record)
     counter = record.counters.get((user_id, rule_id))
     if counter and outcomes:
         lines.append(
@@ -170,7 +179,7 @@ def _not_yet(rule: dict[str, Any] | None, counter: dict[str, Any] | None) -> str
     return "; ".join(needs) + "."
 
 
-def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, run_folder: str | None) -> list[str]:
+def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, record: Record) -> list[str]:
     evidence = outcome["evidence"]
     what = {"qualified": "QUALIFIED", "disqualified": "DISQUALIFIED", "reached": "REACHED the target"}[outcome["kind"]]
     cycle = f" (cycle {outcome['cycle']})" if outcome["cycle"] is not None else ""
@@ -193,10 +202,10 @@ def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, r
         statuses = ", ".join(f"{sink} {status}" for sink, status in sorted(delivery.items()) if sink != "outcome_id")
         lines.append(f"    sinks: {statuses}")
     if outcome.get("execution"):
-        name = outcome["execution"].rsplit(":", 1)[-1]
+        name = execution_name(outcome["execution"])
         lines.append(f"    decided by execution {name}")
-        if run_folder:
-            lines.append(f"      trace: {command_name()} trace --from {run_folder} --execution {name}")
-        else:
-            lines.append(f"      its visual trace: the Step Functions console, execution {outcome['execution']}")
+        # A run folder keeps its traces by name; on a stack the ARN names the state machine too.
+        execution = name if record.run_folder else outcome["execution"]
+        if record.trace_source:
+            lines.append(f"      trace: {command_name()} trace {record.trace_source} --execution {execution}")
     return lines

@@ -25,10 +25,12 @@ import botocore.session
 import moto
 from botocore.exceptions import ClientError
 from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
+from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.events.models import Rule as EventsRule
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common import parargs
@@ -57,14 +59,16 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.event.logging import CloudWatchLoggingConfiguration, CloudWatchLoggingSession
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from incremental_analytics_local import aws_rules, dynamodb_transactions
+from incremental_analytics_local import aws_rules, botocore_hooks, dynamodb_transactions, execution_logs
 
 MOTO_VERSION = "5.2.5"
 
@@ -113,6 +117,9 @@ def apply() -> None:
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
+    _execution_logs_in_cloudwatch()
+    _logging_configuration_checked()
+    _http_invokes_run_the_handler()
     _applied.append(True)
 
 
@@ -239,7 +246,8 @@ def _scale_retry_and_wait() -> None:
 
 
 def _serialise_dynamodb() -> None:
-    """Concurrent Map iterations writing one item lose updates in moto's in-memory DynamoDB: one at a time."""
+    """Concurrent Map iterations writing one item lose updates in moto's in-memory DynamoDB: one at a time, whether
+    the request comes from this process or over HTTP."""
     original = BotocoreStubber.process_request
 
     @functools.wraps(original)
@@ -250,6 +258,16 @@ def _serialise_dynamodb() -> None:
         return original(self, request)
 
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+    # Requests over HTTP (`serve`) reach the same tables through moto's server: the same one-at-a-time.
+    original_call = DynamoHandler.call_action
+
+    @functools.wraps(original_call)
+    def call_action(self: Any) -> Any:
+        with _dynamodb_lock:
+            return original_call(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def _map_more_sdk_services() -> None:
@@ -737,3 +755,118 @@ def list_executions(account_id: str, region: str, state_machine_arn: str, status
     executions = backend.describe_state_machine(state_machine_arn).executions
     chosen = [execution for execution in executions if status is None or execution.status == status]
     return [execution.execution_arn for execution in sorted(chosen, key=lambda e: e.start_date, reverse=True)]
+
+
+# -- execution history in CloudWatch Logs ------------------------------------------------------------------------
+
+_logs_lock = threading.Lock()
+
+
+class _ExecutionLogSession(CloudWatchLoggingSession):
+    """Writes each history event the state machine's log level takes as the record AWS writes (execution_logs):
+    moto's own session failed on its text timestamps, and wrote neither AWS's fields nor its stream names."""
+
+    def publish_history_log(self, history_log: Any) -> None:
+        event_type = str(getattr(history_log["type"], "value", history_log["type"]))
+        moment = dt.datetime.fromisoformat(str(history_log["event_timestamp"]).replace("Z", "+00:00"))
+        event: dict[str, Any] = {
+            "id": history_log["id"],
+            "previousEventId": history_log["previous_event_id"],
+            "type": event_type,
+            "timestamp": moment,
+        }
+        if history_log.get("details") is not None:
+            event[execution_logs.details_member(event_type)] = history_log["details"]
+        configuration = self.configuration
+        record = execution_logs.log_record(
+            event, self.execution_arn, include_execution_data=bool(configuration.include_execution_data)
+        )
+        machine_name = str(configuration.state_machine_arn).rsplit(":", 1)[-1]
+        stream = execution_logs.log_stream_name(machine_name, moment)
+        message = json.dumps(record, separators=(",", ":"), default=str)
+        entry = {"timestamp": int(record["event_timestamp"]), "message": message}
+        logs = self._logs_client
+        group = configuration.log_group_name
+        with _logs_lock:
+            if group not in logs.groups:
+                return  # the log group is gone: AWS drops the record too
+            if stream not in logs.groups[group].streams:
+                logs.create_log_stream(group, stream)
+            logs.put_log_events(group, stream, [entry])
+
+
+def _logging_of(machine: Any) -> CloudWatchLoggingConfiguration | None:
+    configuration: Any = dict(getattr(machine, "loggingConfiguration", None) or {})
+    if str(configuration.get("level") or "OFF") == "OFF":
+        return None
+    configuration["includeExecutionData"] = bool(configuration.get("includeExecutionData", False))
+    found: CloudWatchLoggingConfiguration | None = CloudWatchLoggingConfiguration.from_logging_configuration(
+        state_machine_arn=machine.arn, logging_configuration=configuration
+    )
+    return found
+
+
+def _execution_logs_in_cloudwatch() -> None:
+    """A state machine whose LoggingConfiguration has a level writes its executions' history events to its log
+    group, as AWS does (the only history an Express execution has); moto never started a logging session."""
+    original = ParserExecution.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self._cloud_watch_logging_session is None:
+            configuration = _logging_of(self.state_machine)
+            if configuration is not None:
+                self._cloud_watch_logging_session = _ExecutionLogSession(self.exec_arn, configuration)
+
+    ParserExecution.__init__ = __init__  # type: ignore[method-assign]
+
+
+class InvalidLoggingConfiguration(AWSError):
+    TYPE = "InvalidLoggingConfiguration"
+
+
+def _logging_configuration_checked() -> None:
+    """CreateStateMachine and UpdateStateMachine refuse a LoggingConfiguration AWS refuses (aws_rules)."""
+    for name in ("create_state_machine", "update_state_machine"):
+        original = getattr(StepFunctionsParserBackend, name)
+
+        def checked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            problem = aws_rules.logging_configuration_problem(
+                kwargs.get("loggingConfiguration", kwargs.get("logging_configuration"))
+            )
+            if problem is not None:
+                raise InvalidLoggingConfiguration(f"Invalid Logging Configuration: {problem}")
+            return _original(self, *args, **kwargs)
+
+        setattr(StepFunctionsParserBackend, name, functools.wraps(original)(checked))
+
+
+def _http_invokes_run_the_handler() -> None:
+    """An Invoke that reaches moto's Lambda over HTTP (`serve`) runs the function's handler in this process, as
+    an in-process Invoke does; moto (without Docker, its "simple" Lambda) would echo the payload."""
+    original = LambdaSimpleBackend.invoke
+
+    @functools.wraps(original)
+    def invoke(self: Any, *args: Any) -> Any:  # function name, qualifier, body, request and response headers
+        function_name, _, body, headers, response_headers = args
+        runtime = botocore_hooks.responder("lambda")
+        if runtime is None:
+            return original(self, *args)
+        payload = body.encode() if isinstance(body, str) else body
+        params = {"FunctionName": function_name, "Payload": payload or b"{}"}
+        params["InvocationType"] = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        try:
+            answer = runtime("Invoke", params)
+        except botocore_hooks.ServiceError as error:
+            if error.code != "ResourceNotFoundException":
+                raise
+            return original(self, *args)
+        if answer is None:
+            return original(self, *args)
+        if "FunctionError" in answer:
+            response_headers["x-amz-function-error"] = answer["FunctionError"]
+        response_headers["x-amz-executed-version"] = answer.get("ExecutedVersion", "$LATEST")
+        return answer["Payload"].read()
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]

@@ -16,10 +16,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import random
+import re
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -337,3 +342,192 @@ class Scheduler:
         if wait:
             return self.aws.wait_for_execution(execution_arn)
         return ExecutionResult(execution_arn, "RUNNING", None, None, None, 0.0)
+
+
+# -- running in the background (`serve`) -------------------------------------------------------------------------
+
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+_AT = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)")
+_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
+    )
+}
+_WEEKDAYS = {name: n for n, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
+# (low, high, names) of a cron expression's fields: minutes, hours, day-of-month, month, day-of-week, year.
+_CRON_FIELDS: tuple[tuple[int, int, Mapping[str, int]], ...] = (
+    (0, 59, {}),
+    (0, 23, {}),
+    (1, 31, {}),
+    (1, 12, _MONTHS),
+    (1, 7, _WEEKDAYS),
+    (1970, 2199, {}),
+)
+
+
+class ScheduleExpressionError(ValueError):
+    """A schedule expression the emulated Scheduler does not run (the message says which part)."""
+
+
+def next_fire(expression: str, after: dt.datetime) -> dt.datetime | None:
+    """When a schedule fires next, strictly after `after` (UTC), per EventBridge Scheduler's expressions
+    ("Schedule types on EventBridge Scheduler"): `rate(value unit)` every period from `after`, `at(yyyy-mm-ddThh:mm:ss)`
+    once, `cron(minutes hours day-of-month month day-of-week year)` with `*`, `?`, lists, ranges, steps and
+    names (L, W and # are refused). None: it never fires again."""
+    after = after.astimezone(dt.UTC)
+    rate = _RATE.fullmatch(expression.strip())
+    if rate:
+        value = int(rate.group(1))
+        if value < 1:
+            raise ScheduleExpressionError(f"{expression}: the rate must be at least 1")
+        return after + dt.timedelta(seconds=value * _UNITS[rate.group(2).removesuffix("s")])
+    at = _AT.fullmatch(expression.strip())
+    if at:
+        moment = dt.datetime.fromisoformat(at.group(1)).replace(tzinfo=dt.UTC)
+        return moment if moment > after else None
+    if expression.strip().startswith("cron(") and expression.strip().endswith(")"):
+        return _next_cron(expression, after)
+    raise ScheduleExpressionError(f"{expression}: not a rate(), at() or cron() expression")
+
+
+def _cron_values(text: str, low: int, high: int, names: Mapping[str, int], expression: str) -> set[int] | None:
+    if text in ("*", "?"):
+        return None
+    values: set[int] = set()
+
+    def number(token: str) -> int:
+        found = names.get(token.upper()) if not token.isdigit() else int(token)
+        if found is None or not low <= found <= high:
+            raise ScheduleExpressionError(f"{expression}: {token!r} is out of range")
+        return found
+
+    for part in text.split(","):
+        if any(mark in part for mark in "LW#"):
+            raise ScheduleExpressionError(f"{expression}: {part!r}: L, W and # are not emulated locally")
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1
+        if step_text and not step_text.isdigit():
+            raise ScheduleExpressionError(f"{expression}: {part!r} has a bad step")
+        if base in ("*", ""):
+            start, end = low, high
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            start, end = number(first), number(last)
+        else:
+            start = number(base)
+            end = high if step_text else start
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def _next_cron(expression: str, after: dt.datetime) -> dt.datetime | None:
+    fields = expression.strip()[5:-1].split()
+    if len(fields) != 6:
+        raise ScheduleExpressionError(f"{expression}: a cron expression has 6 fields")
+    minutes, hours, days, months, weekdays, years = (
+        _cron_values(text, low, high, names, expression)
+        for text, (low, high, names) in zip(fields, _CRON_FIELDS, strict=True)
+    )
+    if "?" not in (fields[2], fields[4]) or (days is not None and weekdays is not None):
+        raise ScheduleExpressionError(f"{expression}: day-of-month or day-of-week must be ?")
+    moment = after.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    limit = after + dt.timedelta(days=366 * 10)
+    while moment <= limit:
+        weekday = (moment.weekday() + 1) % 7 + 1  # SUN=1 ... SAT=7
+        if (years is not None and moment.year not in years) or (months is not None and moment.month not in months):
+            moment = (moment.replace(day=1, hour=0, minute=0) + dt.timedelta(days=32)).replace(day=1)
+        elif (days is not None and moment.day not in days) or (weekdays is not None and weekday not in weekdays):
+            moment = moment.replace(hour=0, minute=0) + dt.timedelta(days=1)
+        elif hours is not None and moment.hour not in hours:
+            moment = moment.replace(minute=0) + dt.timedelta(hours=1)
+        elif minutes is not None and moment.minute not in minutes:
+            moment += dt.timedelta(minutes=1)
+        else:
+            return moment
+    return None
+
+
+class Background:
+    """What EventBridge Pipes and Scheduler do on AWS, all the time: every pipe of the stack polls its source and
+    delivers what arrives (each in a thread of its own, one batch at a time, as a pipe does), and every enabled
+    schedule fires when it is due. `pump` and `fire_due` do one round of each, for tests that step the clock."""
+
+    def __init__(
+        self,
+        aws: LocalAws,
+        pipes: Mapping[str, Pipe],
+        schedules: Mapping[str, Schedule],
+        *,
+        poll_seconds: float = 0.2,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        report: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.aws = aws
+        self.drivers = {
+            logical_id: PipeDriver(aws, pipe, wait_for_fire_and_forget=False) for logical_id, pipe in pipes.items()
+        }
+        self.schedules = {logical_id: found for logical_id, found in schedules.items() if found.state == "ENABLED"}
+        self.clock = clock
+        self.report = report
+        self.poll_seconds = poll_seconds
+        started = clock()
+        self.due = {logical_id: next_fire(found.expression, started) for logical_id, found in self.schedules.items()}
+        self._scheduler = Scheduler(aws)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def pump(self, logical_id: str) -> PipeReport:
+        """Deliver what the pipe's source holds now; report what it did."""
+        driver = self.drivers[logical_id]
+        report = driver.drain()
+        if report.batches:
+            statuses = Counter(execution.status for execution in report.executions)
+            self.report(
+                f"{logical_id}: {report.records_read} record(s), {report.batches} batch(es) -> "
+                + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+                + (f"; {report.dead_lettered_records} dead-lettered" if report.dead_lettered_records else "")
+            )
+        return report
+
+    def fire_due(self) -> list[ExecutionResult]:
+        """Fire every schedule whose time has come, once each; return the executions started."""
+        now = self.clock()
+        started = []
+        for logical_id, due in list(self.due.items()):
+            if due is None or due > now:
+                continue
+            schedule = self.schedules[logical_id]
+            started.append(self._scheduler.fire(schedule, due, wait=False))
+            self.due[logical_id] = next_fire(schedule.expression, due)
+            self.report(f"{logical_id}: fired for {due:%Y-%m-%dT%H:%M:%SZ} -> {started[-1].arn.rsplit(':', 1)[-1]}")
+        return started
+
+    def start(self) -> Background:
+        for logical_id in self.drivers:
+            self._loop(f"pipe {logical_id}", functools.partial(self.pump, logical_id))
+        if self.schedules:
+            self._loop("scheduler", self.fire_due)
+        return self
+
+    def _loop(self, name: str, work: Callable[[], object]) -> None:
+        def run() -> None:
+            while not self._stopping.is_set():
+                try:
+                    work()
+                except Exception as error:  # a failed round is reported; the next one tries again
+                    self.report(f"{name}: {type(error).__name__}: {error}")
+                self._stopping.wait(self.poll_seconds)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout_seconds: float = 10.0) -> None:
+        """Stop polling; wait (bounded) for the rounds under way to end."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout_seconds
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()

@@ -88,7 +88,8 @@ def test_a_stack_command_without_a_region_says_how_to_give_one(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     assert main(argv) == EXIT_FAILED
     assert _one_line_error(capsys) == (
-        "incremental-analytics: error: no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile"
+        "incremental-analytics: error: no AWS region: pass --region, or set AWS_DEFAULT_REGION or a region in your AWS "
+        "profile"
     )
     assert main([*argv, "--profile", "absent"]) == EXIT_FAILED
     assert "could not be found" in _one_line_error(capsys)

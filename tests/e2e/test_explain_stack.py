@@ -39,7 +39,7 @@ def test_explain_reads_a_deployed_stack(aws_with_product: tuple[LocalAws, LocalP
     text = explaining.explain(record, "u1", "clicks")
     assert "QUALIFIED at" in text and "count 3 greater 2: holds" in text
     assert "sinks: eventbridge delivered" in text
-    assert "the Step Functions console, execution arn:aws:states:" in text
+    assert " trace --stack prod-analytics --execution arn:aws:states:" in text
     with pytest.raises(explaining.ExplainError, match="not an incremental-analytics stack"):
         _register_stack(aws, "other", {"Something": "else"})
         explaining.from_stack("other", "u1", boto3.session.Session(region_name=aws.region))

@@ -261,3 +261,41 @@ def test_express_executions_have_no_describe_history_or_list(aws: LocalAws) -> N
     # The local engine still knows both, from its backend: what the trace and the tests read.
     assert json.loads(aws.describe(fast.arn)["output"]) == {"a": 1}
     assert aws.entered_states(fast.arn) == ["P"] and aws.executions(express) == [fast.arn]
+
+
+@pytest.mark.parametrize(
+    ("logging", "problem"),
+    [
+        ({"level": "ALL"}, "a log destination is required at level ALL"),
+        (
+            {
+                "level": "ERROR",
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:g"}}
+                ],
+            },
+            "must be a CloudWatch Logs log group's ARN ending with :*",
+        ),
+        (
+            {
+                "level": "ALL",
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:g:*"}}
+                ]
+                * 2,
+            },
+            "at most one log destination",
+        ),
+    ],
+)
+def test_a_logging_configuration_aws_refuses_is_refused(aws: LocalAws, logging: dict[str, Any], problem: str) -> None:
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    sfn = aws.client("stepfunctions")
+    with pytest.raises(ClientError) as refused:
+        sfn.create_state_machine(name="logged", roleArn=ROLE, definition=definition, loggingConfiguration=logging)
+    assert refused.value.response["Error"]["Code"] == "InvalidLoggingConfiguration"
+    assert problem in refused.value.response["Error"]["Message"]
+    arn = sfn.create_state_machine(name="quiet", roleArn=ROLE, definition=definition)["stateMachineArn"]
+    with pytest.raises(ClientError) as refused:
+        sfn.update_state_machine(stateMachineArn=arn, loggingConfiguration=logging)
+    assert refused.value.response["Error"]["Code"] == "InvalidLoggingConfiguration"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import subprocess
+import sys
 
 import boto3
 import moto
@@ -386,3 +388,21 @@ def test_the_history_read_from_the_backend_is_the_api_history(aws: LocalAws) -> 
     through_the_api = sfn.get_execution_history(executionArn=arn)["events"]
     assert aws.history(arn) == through_the_api
     assert [event["type"] for event in aws.history(arn)][-1] == "ExecutionFailed"
+
+
+def test_an_invoke_over_http_runs_the_handler_in_the_serving_process(aws: LocalAws, fixture_stack: Stack) -> None:
+    endpoint = aws.serve()
+    function = fixture_stack.ref("GreetFunction")
+    script = f"""
+import base64, boto3, json
+client = boto3.client("lambda", endpoint_url="{endpoint}", region_name="{aws.region}",
+                      aws_access_key_id="k", aws_secret_access_key="s")
+record = {{"data": base64.b64encode(b'{{"id": "e1"}}').decode(), "partitionKey": "u1", "sequenceNumber": "1"}}
+answer = client.invoke(FunctionName="{function}", Payload=json.dumps({{"records": [record]}}).encode())
+print(json.dumps([answer.get("FunctionError"), json.loads(answer["Payload"].read())]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    error, payload = json.loads(done.stdout)
+    assert error is None
+    assert payload["items"] == [{"user": "u1", "event_id": "e1"}]
+    assert payload["greeting"].endswith(f"from {function}")
