@@ -29,17 +29,23 @@ from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.events.models import Rule as EventsRule
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.generic.string_format import (
     StringFormat,
 )
+from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_aws_sdk,
     state_task_service_callback,
+    state_task_service_events,
     state_task_service_sfn,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
@@ -91,7 +97,51 @@ def apply() -> None:
     _prompt_sync_child_executions()
     _state_machine_targets_of_event_rules()
     _queries_read_their_partition()
+    _entered_time_as_aws_writes_it()
+    _eventbridge_task_error_names()
     _applied.append(True)
+
+
+def _entered_time_as_aws_writes_it() -> None:
+    """`$$.State.EnteredTime` is UTC with milliseconds and a Z on AWS (2019-03-26T20:14:13.192Z); moto writes
+    Python's isoformat (microseconds, +00:00). Instants the workflows store are compared as text: write AWS's."""
+    original = getattr(state_module, "StateData")  # noqa: B009 - not re-exported by moto
+
+    def state_data(**fields: Any) -> Any:
+        entered = fields.get("EnteredTime")
+        if isinstance(entered, str):
+            moment = dt.datetime.fromisoformat(entered).astimezone(dt.UTC)
+            fields["EnteredTime"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return original(**fields)
+
+    setattr(state_module, "StateData", state_data)  # noqa: B010
+
+
+def _eventbridge_task_error_names() -> None:
+    """An error answer to the optimised `events:putEvents` integration is `EventBridge.<code>` on AWS (a failed
+    entry is `EventBridge.FailedEntry`); moto turns it into States.Runtime, which no Retry or Catch matches."""
+    original = state_task_service_events.StateTaskServiceEvents._from_error
+
+    @functools.wraps(original)
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if isinstance(ex, ClientError):
+            error = f"EventBridge.{ex.response['Error']['Code']}"
+            return FailureEvent(
+                env=env,
+                error_name=CustomErrorName(error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(  # type: ignore[typeddict-item]
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=error,
+                        cause=str(ex.response["Error"].get("Message", "")),
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
+            )
+        return original(self, env, ex)
+
+    state_task_service_events.StateTaskServiceEvents._from_error = _from_error  # type: ignore[method-assign]
 
 
 SYNC_CHECK_SECONDS = 0.02
@@ -399,7 +449,7 @@ def _format_escapes() -> None:
     StringFormat._eval_body = _eval_body  # type: ignore[method-assign]
 
 
-_INDEFINITE = re.compile(r"\[\*\]|\[-?\d*:-?\d*(:-?\d*)?\]|\[\?|\.\.|\[[^\]]*,")
+_INDEFINITE = re.compile(r"\[\*\]|\.\*|\[-?\d*:-?\d*(:-?\d*)?\]|\[\?|\.\.|\[[^\]]*,")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -408,9 +458,9 @@ def _parsed_path(path: str) -> Any:
 
 
 def extract_json(path: str, data: Any) -> Any:
-    """JSONPath as Step Functions reads it: a definite path (no `[*]`, slice, filter, `..` or union) gives
-    one value; an indefinite one gives a list, empty when nothing matches. moto 5.2.5 returns a list for any
-    path through an array index, such as `$.items[0].id` (its workaround for moto issue 7825)."""
+    """JSONPath as Step Functions reads it: a definite path (no `[*]` or `.*` wildcard, slice, filter, `..` or
+    union) gives one value; an indefinite one gives a list, empty when nothing matches. moto 5.2.5 returns a list
+    for any path through an array index, such as `$.items[0].id` (its workaround for moto issue 7825)."""
     matches = _parsed_path(path).find(data)
     indefinite = bool(_INDEFINITE.search(path))
     if indefinite:
