@@ -40,7 +40,7 @@ def test_the_checks_find_broken_graphs() -> None:
         d["States"]["ParseRecords"]["Next"] = "Nowhere"
 
     def no_default(d: dict[str, Any]) -> None:
-        del d["States"]["AnythingToDeliver"]["Default"]
+        del d["States"]["AnyRejects"]["Default"]
 
     def no_retry(d: dict[str, Any]) -> None:
         d["States"]["MatchAndEvaluate"]["Retry"] = []
@@ -52,14 +52,12 @@ def test_the_checks_find_broken_graphs() -> None:
     assert graph_problems(_mutated(dangling)) == [
         "(top)ParseRecords: goes to Nowhere, which is not a state here",
         "(top)AnyRejects: unreachable",
-        "(top)AnythingToDeliver: unreachable",
         "(top)Apply: unreachable",
-        "(top)DeliverOutcomes: unreachable",
         "(top)Done: unreachable",
         "(top)MatchAndEvaluate: unreachable",
         "(top)QuarantineRejects: unreachable",
     ]
-    assert graph_problems(_mutated(no_default)) == ["(top)AnythingToDeliver: a Choice without a Default"]
+    assert graph_problems(_mutated(no_default)) == ["(top)AnyRejects: a Choice without a Default"]
     assert graph_problems(_mutated(no_retry)) == [
         "(top)MatchAndEvaluate: lambda:invoke does not retry "
         "Lambda.AWSLambdaException, Lambda.SdkClientException, Lambda.ServiceException"
@@ -74,10 +72,10 @@ def test_the_checks_find_placeholder_mismatches(tmp_path: Path) -> None:
         source.logical_id, source.path, source.text, source.substitutions | {"Unused"}, source.express
     )
     missing = StateMachineSource(
-        source.logical_id, source.path, source.text, source.substitutions - {"AuditTable"}, source.express
+        source.logical_id, source.path, source.text, source.substitutions - {"DataBucket"}, source.express
     )
     assert problems(extra) == ["DefinitionSubstitution Unused is not used"]
-    assert problems(missing) == ["placeholder ${AuditTable} has no DefinitionSubstitution"]
+    assert problems(missing) == ["placeholder ${DataBucket} has no DefinitionSubstitution"]
 
 
 def test_statelint_runs_on_the_substituted_definition() -> None:
@@ -86,13 +84,3 @@ def test_statelint_runs_on_the_substituted_definition() -> None:
     broken["States"]["Done"]["Type"] = "Teleport"
     bad = StateMachineSource(source.logical_id, source.path, json.dumps(broken), source.substitutions, source.express)
     assert any(problem.startswith("statelint:") for problem in problems(bad))
-
-
-def test_every_workflow_delivers_outcomes_with_the_same_states() -> None:
-    """IngestBatch delivers inline (no child execution per batch); DeliverOutcomes serves the period evaluation and
-    the redelivery. Their delivery states are one design: a change to one must be made to both."""
-    by_id = {source.logical_id: json.loads(source.text) for source in SOURCES}
-    inline = dict(by_id["IngestBatchStateMachine"]["States"]["DeliverOutcomes"])
-    shared = dict(by_id["DeliverOutcomesStateMachine"]["States"]["DeliverOutcomes"])
-    assert inline.pop("Next") == "Done" and shared.pop("Next") == "Done"
-    assert inline == shared

@@ -252,6 +252,14 @@ def iso_instant(moment: dt.datetime) -> str:
     return iso_ms(epoch_ms(moment))
 
 
+def parse_instant(text: str) -> dt.datetime:
+    """ISO-8601 text with a UTC offset (or Z), as an aware UTC datetime."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return moment.astimezone(dt.UTC)
+
+
 def to_decimal(value: int | float | str | Decimal) -> Decimal:
     """Exact decimal of a parsed number: floats go through their shortest repr, so 19.99 stays 19.99."""
     if isinstance(value, float):
