@@ -121,11 +121,13 @@ class LocalProduct:
         self._ingest_pipe.redeliver, self._ingest_pipe.random = redeliver, random.Random(seed)
         return self._ingest_pipe.drain(on_batch)
 
-    def deliver(self) -> PipeReport:
+    def deliver(self, *, redeliver: float = 0.0, seed: int = 0) -> PipeReport:
         """Deliver the outcomes the outbox received since the last call: its stream through the Pipe to
-        DeliverOutcomes (new outcomes only; the Pipe's filter drops the outbox's own updates)."""
+        DeliverOutcomes (new outcomes only; the Pipe's filter drops the outbox's own updates). `redeliver`
+        sends that fraction of batches again, as the Pipe's at-least-once delivery may."""
         if self._outbox_pipe is None:
             self._outbox_pipe = PipeDriver(self.aws, self.stack.pipes["OutboxPipe"])
+        self._outbox_pipe.redeliver, self._outbox_pipe.random = redeliver, random.Random(seed)
         return self._outbox_pipe.drain()
 
     def evaluate_periods(
