@@ -147,12 +147,14 @@ class LocalProduct:
         if not evaluate:
             payload["evaluate"] = False
         name = name or "evaluate-" + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        arn = self.aws.client("stepfunctions").start_execution(
-            stateMachineArn=self.table("EvaluatePeriodsStateMachine"), name=name, input=json.dumps(payload)
-        )["executionArn"]
-        result = self.aws.wait_for_execution(arn, deadline_seconds=deadline_seconds)
-        self.last_deliveries = self.wait_for_deliveries()
-        return result
+
+        def evaluation() -> ExecutionResult:
+            arn = self.aws.client("stepfunctions").start_execution(
+                stateMachineArn=self.table("EvaluatePeriodsStateMachine"), name=name, input=json.dumps(payload)
+            )["executionArn"]
+            return self.aws.wait_for_execution(arn, deadline_seconds=deadline_seconds)
+
+        return self._with_its_deliveries(evaluation)
 
     def redeliver(self, at: dt.datetime, *, name: str | None = None) -> ExecutionResult:
         """The scheduled run's redelivery at `at` alone (no rule evaluated): the outcomes some sink still lacks
@@ -160,12 +162,15 @@ class LocalProduct:
         name = name or "redeliver-" + at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         return self.evaluate_periods(at, name=name, evaluate=False)
 
-    def wait_for_deliveries(self) -> list[ExecutionResult]:
-        """Wait for the DeliverOutcomes executions still running (the scheduled run starts them, not awaited)."""
-        return [
-            self.aws.wait_for_execution(arn)
-            for arn in self._executions(self.table("DeliverOutcomesStateMachine"), status="RUNNING")
-        ]
+    def _with_its_deliveries(self, scheduled_run: Callable[[], ExecutionResult]) -> ExecutionResult:
+        """Run an EvaluatePeriods execution, then wait for the DeliverOutcomes executions it started (it does not
+        wait for them itself); they are kept in `last_deliveries`."""
+        machine = self.table("DeliverOutcomesStateMachine")
+        before = set(self._executions(machine))
+        result = scheduled_run()
+        started = [arn for arn in self._executions(machine) if arn not in before]
+        self.last_deliveries = [self.aws.wait_for_execution(arn) for arn in started]
+        return result
 
     def upload_rules_file(self, name: str, content: bytes | str) -> ExecutionResult:
         """Drop a rules file under rules/ in the data bucket, as `rules push` does; S3 tells EventBridge, whose
@@ -196,9 +201,8 @@ class LocalProduct:
 
     def fire_schedule(self, at: dt.datetime) -> ExecutionResult:
         """What the hourly EventBridge Scheduler schedule does at `at`, with the redeliveries it starts."""
-        result = Scheduler(self.aws).fire(self.stack.schedules["EvaluatePeriodsSchedule"], at)
-        self.last_deliveries = self.wait_for_deliveries()
-        return result
+        schedule = self.stack.schedules["EvaluatePeriodsSchedule"]
+        return self._with_its_deliveries(lambda: Scheduler(self.aws).fire(schedule, at))
 
     # -- state ---------------------------------------------------------------------------------------------
 
