@@ -217,7 +217,19 @@ def test_rules_show_prints_the_normalised_rules(capsys: pytest.CaptureFixture[st
     assert [rule["rule_id"] for rule in shown["rules"]][:2] == ["aggregate-pageview", "date-purchase-product-table"]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["explain"], ["trace"], ["rules", "validate"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["explain"],
+        ["trace"],
+        ["rules", "validate"],
+        ["demo"],
+        ["outcomes", "pending"],
+        ["outcomes", "redrive"],
+    ],
+)
 def test_every_command_answers_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([*command, "--help"])
