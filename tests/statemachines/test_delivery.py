@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from incremental_analytics_local.asl_checks import state_machines
 from incremental_analytics_local.cfn import read_template
 from incremental_analytics_local.cli import main
 from incremental_analytics_local.engine import LocalAws
@@ -162,7 +163,8 @@ def test_the_alarm_watches_the_abandoned_deliveries_the_workflow_emits() -> None
         for m in alarm["Metrics"]
         if "MetricStat" in m
     }
-    definition = json.loads((TEMPLATE.parent / "../statemachines/deliver_outcomes.asl.json").resolve().read_text())
+    (source,) = [source for source in state_machines(TEMPLATE) if source.logical_id == "DeliverOutcomesStateMachine"]
+    definition = json.loads(source.text)
     processor = definition["States"]["DeliverEach"]["ItemProcessor"]["States"]["Sinks"]["Branches"]
     emitted = {
         (state["Parameters"]["Namespace"], datum["MetricName"], _dims(datum))
@@ -172,6 +174,33 @@ def test_the_alarm_watches_the_abandoned_deliveries_the_workflow_emits() -> None
         for datum in state["Parameters"]["MetricData"]
     }
     assert emitted == watched and len(emitted) == 3
+
+
+def test_the_oldest_undelivered_outcome_is_measured_every_run_for_its_alarm(
+    aws: LocalAws, product: LocalProduct
+) -> None:
+    seed_endpoints(aws, ["ann"])
+    seed_profiles(aws, ["ann"])
+    _counted(product, ["ann"], [GREENBUTTON])
+    aws.profiles.fail_next(10_000, "InternalServerException")
+    product.deliver()
+    start = dt.datetime.now(dt.UTC)
+    product.fire_schedule(start + 2 * HOUR)
+    function = product.table("PlanRedeliveryFunction")
+    emitted = [json.loads(line) for line in aws.lambdas.logs[function] if line.startswith('{"_aws"')]
+    # Embedded metric format: a value, or a list of values.
+    waits = [value for blob in emitted for value in _values(blob["OldestUndeliveredSeconds"])]
+    assert len(waits) == 4  # one a pending partition, zero where nothing waits: missing data means no run
+    # The schedule passes its time to the second: the wait is two hours, give or take that second.
+    assert sorted(waits)[:3] == [0.0, 0.0, 0.0] and 2 * 3600 - 1 <= max(waits) < 2 * 3600 + 60
+    alarm = read_template(TEMPLATE)["Resources"]["OldestUndeliveredAlarm"]["Properties"]
+    (declared,) = {
+        (directive["Namespace"], tuple(sorted(blob[name] for name in directive["Dimensions"][0])))
+        for blob in emitted
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        if any(metric["Name"] == alarm["MetricName"] for metric in directive["Metrics"])
+    }
+    assert declared == (alarm["Namespace"], tuple(d["Value"] for d in alarm["Dimensions"]))
 
 
 def test_an_event_naming_another_users_endpoint_never_moves_it(aws: LocalAws, product: LocalProduct) -> None:
@@ -243,6 +272,10 @@ def test_the_operations_dashboard_is_deployed(aws: LocalAws, product: LocalProdu
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _values(value: Any) -> list[float]:
+    return [float(item) for item in value] if isinstance(value, list) else [float(value)]
 
 
 def _dims(stat: dict[str, Any]) -> tuple[tuple[str, str], ...]:
