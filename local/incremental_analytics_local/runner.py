@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from incremental_analytics.adapters.outbox import as_undelivered
 from incremental_analytics.domain.delivery import SINKS, DeliveryState, RetryPolicy, delivery_state
 from incremental_analytics.domain.events import Event, Ignored, Rejected, normalise
 from incremental_analytics.domain.matching import RuleIndex
-from incremental_analytics.domain.rules import Rule, epoch_ms, parse_instant
+from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
 from incremental_analytics_local.faults import Fault
@@ -171,12 +172,14 @@ def _redeliver_as_scheduled(product: LocalProduct) -> tuple[list[ExecutionResult
     start = last = dt.datetime.now(dt.UTC)
     runs: list[ExecutionResult] = []
     deliveries: list[ExecutionResult] = []
-    # Each outcome takes at most MaxDeliveryAttempts attempts; a run that achieves nothing ends the loop.
+    # Bounded: a run attempts every outcome due, and each takes at most MaxDeliveryAttempts attempts.
     for _ in range(limit * 3):
-        pending = [item for item in product.audit_items() if str(item.get("undelivered", "")).startswith("P")]
+        pending = [
+            as_undelivered(item) for item in product.audit_items() if str(item.get("undelivered", "")).startswith("P")
+        ]
         if not pending:
             break
-        due = min(_due(policy, item) for item in pending)
+        due = min(policy.due_at(o.attempts, o.attempted_at, o.committed_at) for o in pending)
         hours = max(1, -(-(due - start) // SCHEDULE), (last - start) // SCHEDULE + 1)
         last = start + hours * SCHEDULE
         run = product.redeliver(last)
@@ -185,15 +188,6 @@ def _redeliver_as_scheduled(product: LocalProduct) -> tuple[list[ExecutionResult
         if run.status != "SUCCEEDED":
             break
     return runs, deliveries
-
-
-def _due(policy: RetryPolicy, item: dict[str, Any]) -> dt.datetime:
-    attempted = item.get("attempted_at")
-    return policy.due_at(
-        int(item.get("delivery_attempts", 0)),
-        parse_instant(str(attempted)) if attempted else None,
-        parse_instant(str(item["committed_at"])),
-    )
 
 
 def _put_lines(product: LocalProduct, lines: Sequence[bytes]) -> dict[tuple[str, str], int]:
