@@ -59,7 +59,7 @@ def synthetic_rules(count: int) -> list[Rule]:
 def process(records: list[bytes], rules: list[Rule], batch_size: int = 100) -> int:
     """The ingest path's pure work, batch by batch, carrying per-(user, rule) state; returns outcomes."""
     states: dict[tuple[str, str], CounterState] = {}
-    claimed: dict[str, set[str]] = {}
+    claimed: dict[str, set[tuple[str, str]]] = {}
     index = RuleIndex(rules)
     by_id = {rule.rule_id: rule for rule in rules}
     system = index.system_event_types
@@ -76,7 +76,7 @@ def process(records: list[bytes], rules: list[Rule], batch_size: int = 100) -> i
         for (user_id, rule_id), group in index.group_aggregate(events).items():
             seen = claimed.setdefault(rule_id, set())
             fresh = first_occurrences(group, seen)
-            seen.update(event.event_id for event in fresh)
+            seen.update(event.key for event in fresh)
             result = replay(states.get((user_id, rule_id), CounterState()), by_id[rule_id], user_id, fresh)
             states[(user_id, rule_id)] = result.state
             outcomes += len(result.outcomes)

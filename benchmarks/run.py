@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import ingest_cost, inprocess, local_engine, periods
+from benchmarks import ingest_cost, inprocess, local_engine, periods, rules_files
 
 
 def table(title: str, rows: list[dict[str, object]]) -> None:
@@ -48,6 +48,11 @@ def main() -> None:
     table(
         "EvaluatePeriods: a 30-day window rule, hourly evaluation, by history size (benchmarks/periods.py)",
         periods.main(),
+    )
+    table("Rules files: loading, valid and hostile (median of 3; peak traced memory)", rules_files.loading())
+    table(
+        "SyncRules: a 10,000-row sheet through the real workflow (benchmarks/rules_files.py)",
+        [rules_files.sync_workflow()],
     )
 
 

@@ -5,13 +5,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    """The product's shared samples live beside the checkout (../shared)."""
-    return ROOT.parent / "shared"
+FIXTURES = ROOT / "tests" / "fixtures"
+SAMPLES = FIXTURES / "samples"
 
 
 @pytest.fixture
 def samples() -> Path:
-    return shared_dir() / "samples"
+    """A Pinpoint event-stream record and a rules sheet in the 2021 Honeycode column layout."""
+    return SAMPLES

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from incremental_analytics.domain.events import IdentityMode
+
 # Partitions of the outbox's pending outcomes in its `undelivered` index (writes spread over them).
 PENDING_SHARDS = 4
 
@@ -23,6 +25,8 @@ class Settings:
     data_bucket: str
     event_bus_name: str
     profiles_key_name: str = "_profileId"
+    profiles_endpoint_key_name: str = "endpoint_id"
+    identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT
     dedupe_retention_days: int = 7
     timeseries_retention_days: int = 400
     timeseries_shards: int = 4
@@ -48,6 +52,11 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
 
+        identity = env.get("IDENTITY") or IdentityMode.USER_OR_ENDPOINT.value
+        if identity not in {mode.value for mode in IdentityMode}:
+            choices = ", ".join(mode.value for mode in IdentityMode)
+            raise SettingsError(f"IDENTITY must be one of {choices}, not {identity!r}")
+
         return cls(
             rules_table=required("RULES_TABLE"),
             counters_table=required("COUNTERS_TABLE"),
@@ -56,6 +65,8 @@ class Settings:
             data_bucket=required("DATA_BUCKET"),
             event_bus_name=required("EVENT_BUS_NAME"),
             profiles_key_name=env.get("PROFILES_KEY_NAME") or "_profileId",
+            profiles_endpoint_key_name=env.get("PROFILES_ENDPOINT_KEY_NAME") or "endpoint_id",
+            identity=IdentityMode(identity),
             dedupe_retention_days=number("DEDUPE_RETENTION_DAYS", 7),
             timeseries_retention_days=number("TIMESERIES_RETENTION_DAYS", 400),
             timeseries_shards=number("TIMESERIES_SHARDS", 4),

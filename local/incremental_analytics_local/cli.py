@@ -7,23 +7,26 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from incremental_analytics.domain.delivery import DeliveryState
+from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
 from incremental_analytics_local import outcomes_commands, rules_commands
 from incremental_analytics_local import trace as tracing
-from incremental_analytics_local.demo import demo
+from incremental_analytics_local.demo import SOURCES, demo
 from incremental_analytics_local.faults import Fault, FaultError, parse_fault
+from incremental_analytics_local.invocation import NAME
 from incremental_analytics_local.runner import RunError, RunOptions, run
 from incremental_analytics_local.stacks import StackError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-STACK_HELP = "a deployed stack's name (uses your AWS credentials)"
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> int:
@@ -49,14 +52,28 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _session(args: argparse.Namespace) -> Any:
+    """The AWS session a `--stack` command uses: --profile and --region, else the usual AWS configuration."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError("must be from 1 to 10000")
-    return value
+        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    except BotoCoreError as error:  # an unknown profile
+        raise StackError(str(error)) from None
+    if not session.region_name:
+        raise StackError("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")
+    return session
 
 
 def _fault(text: str) -> Fault:
@@ -76,6 +93,7 @@ def command_run(args: argparse.Namespace) -> int:
         redeliver=args.redeliver,
         seed=args.seed,
         faults=tuple(args.inject_fault),
+        identity=IdentityMode(args.identity),
     )
     try:
         summary = run(options)
@@ -96,13 +114,14 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_outcomes(args: argparse.Namespace) -> int:
     if args.outcomes_command == "redrive":
-        return _with_stack(lambda session: outcomes_commands.redrive_stack(args.stack, session, args.outcome))
+        return _with_stack(args, lambda session: outcomes_commands.redrive_stack(args.stack, session, args.outcome))
     state = DeliveryState(args.outcomes_command)
     if args.stack:
         return _with_stack(
+            args,
             lambda session: outcomes_commands.listing_text(
                 outcomes_commands.from_stack(args.stack, session, state), state
-            )
+            ),
         )
     try:
         print(outcomes_commands.listing_text(outcomes_commands.from_run(args.source, state), state))
@@ -112,12 +131,15 @@ def command_outcomes(args: argparse.Namespace) -> int:
 
 
 def command_explain(args: argparse.Namespace) -> int:
+    if args.stack:
+        return _with_stack(
+            args,
+            lambda session: explaining.explain(
+                explaining.from_stack(args.stack, args.user, session), args.user, args.rule
+            ),
+        )
     try:
-        if args.stack:
-            record = explaining.from_stack(args.stack, args.user, boto3.session.Session())
-        else:
-            record = explaining.from_run(args.source)
-        print(explaining.explain(record, args.user, args.rule))
+        print(explaining.explain(explaining.from_run(args.source), args.user, args.rule))
     except explaining.ExplainError as error:
         return _fail(str(error))
     return EXIT_OK
@@ -137,16 +159,19 @@ def command_trace(args: argparse.Namespace) -> int:
 
 def command_rules(args: argparse.Namespace) -> int:
     if args.rules_command == "list":
-        return _with_stack(lambda session: rules_commands.list_text(rules_commands.stack_rules(args.stack, session)))
+        return _with_stack(
+            args, lambda session: rules_commands.list_text(rules_commands.stack_rules(args.stack, session))
+        )
     try:
-        content = args.file.read_bytes()
-        rules = load_rules_file(args.file.name, content)
+        content, size = rules_commands.read_rules_file(args.file)
+        rules = load_rules_file(args.file.name, content, size=size)
     except OSError as error:
         return _fail(f"cannot read {args.file}: {error.strerror or error}")
     except RulesError as error:
         for problem in error.problems:
             print(problem)
-        print(f"{args.file}: {len(error.problems)} problem(s); nothing would be applied", file=sys.stderr)
+        listed = "" if error.total == len(error.problems) else f" (the first {len(error.problems):,} listed)"
+        print(f"{args.file}: {error.total:,} problem(s){listed}; nothing would be applied", file=sys.stderr)
         return EXIT_FAILED
     if args.rules_command == "validate":
         print(f"{args.file}: {len(rules)} valid rule(s)")
@@ -154,36 +179,55 @@ def command_rules(args: argparse.Namespace) -> int:
         print(json.dumps({"rules": [rule.to_dict() for rule in rules]}, indent=2))
     elif args.rules_command == "diff":
         return _with_stack(
-            lambda session: rules_commands.diff_text(rules_commands.stack_rules(args.stack, session), rules)
+            args, lambda session: rules_commands.diff_text(rules_commands.stack_rules(args.stack, session), rules)
         )
     elif args.stack:
-        return _with_stack(lambda session: rules_commands.push_to_stack(args.file, content, args.stack, session))
+        return _with_stack(args, lambda session: rules_commands.push_to_stack(args.file, content, args.stack, session))
     else:
         print(rules_commands.push_locally(args.file, content))
     return EXIT_OK
 
 
-def _with_stack(action: Callable[[Any], str]) -> int:
+def _with_stack(args: argparse.Namespace, action: Callable[[Any], str]) -> int:
+    """Run `action` with the stack's AWS session; any AWS or configuration failure is one line, never a traceback."""
     try:
-        print(action(boto3.session.Session()))
-    except StackError as error:
+        print(action(_session(args)))
+    except (StackError, explaining.ExplainError) as error:
         return _fail(str(error))
+    except (BotoCoreError, ClientError) as error:
+        return _fail(f"stack {args.stack}: {error}")
     return EXIT_OK
 
 
 def command_demo(args: argparse.Namespace) -> int:
     try:
-        demo(args.out, users=args.users, events=args.events)
+        demo(args.out, users=args.users, events=args.events, source=args.source)
     except RunError as error:
         return _fail(str(error))
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (and exit status 2), like every other failure of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _stack_options(command: argparse.ArgumentParser, *, required: bool = False, group: Any = None) -> None:
+    (group or command).add_argument(
+        "--stack", required=required, help="a deployed stack's name (uses your AWS credentials)"
+    )
+    command.add_argument("--region", help="the stack's AWS Region (default: your AWS configuration's)")
+    command.add_argument("--profile", help="the AWS profile to use (default: your AWS configuration's)")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(
-        prog="incremental-analytics",
+    root = _Parser(
+        prog=NAME,
         description="Per-user counters and rules over behavioural event streams, run on an embedded local AWS.",
     )
+    root.add_argument("--version", action="version", version=f"%(prog)s {metadata.version(NAME)}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run_parser = commands.add_parser(
@@ -196,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--events", type=Path, required=True, help="one event per line (JSONL)")
     run_parser.add_argument("--out", type=Path, required=True, help="folder for the results")
     run_parser.add_argument("--now", type=_timestamp, help="time of the date/window evaluation (ISO-8601)")
-    run_parser.add_argument("--batch-size", type=_positive, default=100, help="records per batch (default 100)")
+    run_parser.add_argument("--batch-size", type=_whole(1, 10_000), default=100, help="records per batch (default 100)")
     run_parser.add_argument("--redeliver", type=_fraction, default=0.0, help="fraction of batches delivered again")
     run_parser.add_argument("--seed", type=int, default=0, help="seed for the redelivery choices")
     run_parser.add_argument(
@@ -207,6 +251,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="SERVICE.Operation[:N]",
         help="make the next N calls (default 1) of that AWS operation fail with its throttling error, whoever "
         "calls it, e.g. pinpoint.UpdateEndpoint:5 or dynamodb.TransactWriteItems:20 (repeatable)",
+    )
+    run_parser.add_argument(
+        "--identity",
+        choices=[mode.value for mode in IdentityMode],
+        default=IdentityMode.USER_OR_ENDPOINT.value,
+        help="whom a record that names no user id is about: its endpoint (endpoint:<id>) or Segment anonymous id "
+        "(the default), or nobody: rejected as missing_user_id (user)",
     )
     run_parser.set_defaults(handler=command_run)
 
@@ -220,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--rule", help="only this rule")
     source = explain_parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
-    source.add_argument("--stack", help=STACK_HELP)
+    _stack_options(explain_parser, group=source)
     explain_parser.set_defaults(handler=command_explain)
 
     trace_parser = commands.add_parser(
@@ -247,21 +298,21 @@ def parser() -> argparse.ArgumentParser:
         "it; without --stack, into the embedded local AWS, printing what SyncRules and RulesChanged did.",
     )
     push.add_argument("file", type=Path)
-    push.add_argument("--stack", help=STACK_HELP)
+    _stack_options(push)
     push.set_defaults(handler=command_rules)
     listing = rules_commands_parser.add_parser(
         "list", help="the rules a deployed stack holds", description="the rules a deployed stack holds"
     )
-    listing.add_argument("--stack", required=True, help=STACK_HELP)
+    _stack_options(listing, required=True)
     listing.set_defaults(handler=command_rules)
     difference = rules_commands_parser.add_parser(
         "diff",
         help="what pushing a rules file would change",
         description="Rules FILE would create, change and delete in a deployed stack, and which changes purge "
-        "counters (SPEC 3.2) or start an evaluation.",
+        "counters (see docs/rules.md) or start an evaluation.",
     )
     difference.add_argument("file", type=Path)
-    difference.add_argument("--stack", required=True, help=STACK_HELP)
+    _stack_options(difference, required=True)
     difference.set_defaults(handler=command_rules)
 
     outcomes_parser = commands.add_parser(
@@ -276,18 +327,18 @@ def parser() -> argparse.ArgumentParser:
         ("pending", "outcomes some sink still lacks; the scheduled redelivery tries them again"),
         ("abandoned", "outcomes a sink gave up on after MaxDeliveryAttempts attempts"),
     ):
-        listing = outcomes_actions.add_parser(name, help=text, description=text)
-        where = listing.add_mutually_exclusive_group(required=True)
+        listed = outcomes_actions.add_parser(name, help=text, description=text)
+        where = listed.add_mutually_exclusive_group(required=True)
         where.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
-        where.add_argument("--stack", help=STACK_HELP)
-        listing.set_defaults(handler=command_outcomes)
+        _stack_options(listed, group=where)
+        listed.set_defaults(handler=command_outcomes)
     redrive = outcomes_actions.add_parser(
         "redrive",
         help="deliver abandoned outcomes again, to the sinks that gave up on them",
         description="Put abandoned outcomes (all, or those named with --outcome) back among the pending ones with "
         "their attempts reset, and start DeliverOutcomes for them: only the sinks that gave up are sent them.",
     )
-    redrive.add_argument("--stack", required=True, help=STACK_HELP)
+    _stack_options(redrive, required=True)
     redrive.add_argument("--outcome", action="append", default=[], metavar="OUTCOME_ID", help="only this outcome")
     redrive.set_defaults(handler=command_outcomes)
 
@@ -297,9 +348,16 @@ def parser() -> argparse.ArgumentParser:
         description="Deploy the product locally, load spreadsheet rules, stream synthetic events, and show who "
         "qualified, one explanation and one trace.",
     )
-    demo_parser.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo_parser.add_argument("--users", type=int, default=50)
-    demo_parser.add_argument("--events", type=int, default=1500)
+    demo_parser.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the results")
+    demo_parser.add_argument("--users", type=_whole(1, 100_000), default=50, help="how many users (default 50)")
+    demo_parser.add_argument("--events", type=_whole(1, 1_000_000), default=1500, help="how many events (default 1500)")
+    demo_parser.add_argument(
+        "--source",
+        choices=list(SOURCES),
+        default="generic",
+        help="the shape of the synthetic events: Amazon Pinpoint event-stream records, Segment track calls, or the "
+        "generic shape (default)",
+    )
     demo_parser.set_defaults(handler=command_demo)
     return root
 

@@ -180,8 +180,7 @@ class LocalAws:
             time.sleep(pause)
             pause = min(pause * 1.5, 0.02)  # short executions answer fast; long ones are not polled hard
         seconds = time.monotonic() - started
-        with uncounted():
-            described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        described = self.describe(execution_arn)
         output = described.get("output")
         return ExecutionResult(
             arn=execution_arn,
@@ -192,8 +191,18 @@ class LocalAws:
             seconds=seconds,
         )
 
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        """What DescribeExecution says of any execution: read from the engine, since AWS (and so the local API)
+        answers it for Standard executions only."""
+        return glue.describe_execution(ACCOUNT_ID, self.region, execution_arn)
+
+    def executions(self, state_machine_arn: str, status: str | None = None) -> list[str]:
+        """The ARNs of a state machine's executions, newest first, Express ones too (ListExecutions refuses those)."""
+        return glue.list_executions(ACCOUNT_ID, self.region, state_machine_arn, status)
+
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        """The execution's history events, oldest first (every page)."""
+        """The execution's history events, oldest first (every page). For an Express execution AWS keeps them in
+        CloudWatch Logs only (logging ALL with execution data); the local engine reads them from its backend."""
         return glue.execution_history(ACCOUNT_ID, self.region, execution_arn)
 
     def entered_states(self, execution_arn: str) -> list[str]:

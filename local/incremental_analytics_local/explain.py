@@ -13,6 +13,8 @@ from typing import Any
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.delivery import SINKS
+from incremental_analytics.domain.numbers import json_number
+from incremental_analytics_local.invocation import command_name
 from incremental_analytics_local.stacks import StackError, stack_outputs
 
 
@@ -76,7 +78,7 @@ def from_stack(stack_name: str, user_id: str, session: Any) -> Record:
             figures = plain["st"]
             record.counters[(user_id, plain["rule_id"])] = {
                 "count": int(figures["count"]),
-                "sum": float(figures["sum"]),
+                "sum": json_number(figures["sum"]),
                 "cycle": int(figures["cycle"]),
                 "qualified": bool(figures["qualified"]),
             }
@@ -200,7 +202,7 @@ def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, r
         name = outcome["execution"].rsplit(":", 1)[-1]
         lines.append(f"    decided by execution {name}")
         if run_folder:
-            lines.append(f"      trace: incremental-analytics trace --from {run_folder} --execution {name}")
+            lines.append(f"      trace: {command_name()} trace --from {run_folder} --execution {name}")
         else:
             lines.append(f"      its visual trace: the Step Functions console, execution {outcome['execution']}")
     return lines

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,10 +128,18 @@ class FakePinpoint(_FakeService):
                 return message
         return None
 
+    @staticmethod
+    def _endpoint_key(endpoint_id: str) -> str:
+        """An endpoint id is case-insensitive and can't contain $, { or } (the API reference of
+        https://docs.aws.amazon.com/pinpoint/latest/apireference/apps-application-id-endpoints-endpoint-id.html)."""
+        if any(character in endpoint_id for character in "${}"):
+            raise ServiceError("BadRequestException", "The endpoint ID can't contain $, { or }")
+        return endpoint_id.lower()
+
     def _update(self, application_id: str, endpoint_id: str, request: dict[str, Any]) -> None:
         endpoints = self.endpoints.setdefault(application_id, {})
         endpoint = endpoints.setdefault(
-            endpoint_id,
+            self._endpoint_key(endpoint_id),
             {
                 "ApplicationId": application_id,
                 "Id": endpoint_id,
@@ -164,7 +172,7 @@ class FakePinpoint(_FakeService):
         return {"MessageBody": {"Message": "Accepted", "RequestID": str(uuid.uuid4())}}
 
     def op_GetEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
-        endpoint = self.endpoints.get(params["ApplicationId"], {}).get(params["EndpointId"])
+        endpoint = self.endpoints.get(params["ApplicationId"], {}).get(self._endpoint_key(params["EndpointId"]))
         if endpoint is None:
             raise ServiceError("NotFoundException", "Resource not found", 404)
         return {"EndpointResponse": json.loads(json.dumps(endpoint))}
@@ -267,8 +275,11 @@ class _Domain:
     name: str
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     objects: list[dict[str, Any]] = field(default_factory=list)
-    # object type -> (field of the object, search key it fills on the profile)
-    object_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # more values of a search key on a profile, as objects of several endpoints (say) give one profile:
+    # (key, value) -> profile id
+    more_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    # object type -> the keys of its mapping: (field of the object, search key it fills on the profile), in order
+    object_keys: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 class FakeCustomerProfiles(_FakeService):
@@ -278,9 +289,10 @@ class FakeCustomerProfiles(_FakeService):
         super().__init__()
         self.domains: dict[str, _Domain] = {}
 
-    def create_domain(self, name: str, object_keys: dict[str, tuple[str, str]] | None = None) -> None:
+    def create_domain(self, name: str, object_keys: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> None:
         with self._lock:
-            self.domains.setdefault(name, _Domain(name)).object_keys.update(object_keys or {})
+            known = self.domains.setdefault(name, _Domain(name)).object_keys
+            known.update({object_type: tuple(keys) for object_type, keys in (object_keys or {}).items()})
 
     def _domain(self, params: dict[str, Any]) -> _Domain:
         domain = self.domains.get(params["DomainName"])
@@ -318,7 +330,14 @@ class FakeCustomerProfiles(_FakeService):
         profile.update({name: params[name] for name in _PROFILE_FIELDS if name in params})
         return {"ProfileId": profile["ProfileId"]}
 
-    def _matches(self, profile: dict[str, Any], key: str, values: list[str]) -> bool:
+    def add_key(self, domain_name: str, profile_id: str, key: str, value: str) -> None:
+        """Another value of a search key on a profile (what an integration's objects would index)."""
+        with self._lock:
+            self.domains[domain_name].more_keys[(key, value)] = profile_id
+
+    def _matches(self, domain: _Domain, profile: dict[str, Any], key: str, values: list[str]) -> bool:
+        if any(domain.more_keys.get((key, value)) == profile["ProfileId"] for value in values):
+            return True
         if key in _STANDARD_KEYS:
             return profile.get(_STANDARD_KEYS[key]) in values
         return profile["Attributes"].get(key) in values
@@ -328,9 +347,8 @@ class FakeCustomerProfiles(_FakeService):
         values = list(params.get("Values") or [])
         if len(values) != 1:
             raise ServiceError("BadRequestException", "Values must hold exactly one value")
-        found = [
-            json.loads(json.dumps(p)) for p in domain.profiles.values() if self._matches(p, params["KeyName"], values)
-        ]
+        key = params["KeyName"]
+        found = [json.loads(json.dumps(p)) for p in domain.profiles.values() if self._matches(domain, p, key, values)]
         start = int(params.get("NextToken") or 0)
         size = int(params.get("MaxResults") or 20)
         page = found[start : start + size]
@@ -346,14 +364,17 @@ class FakeCustomerProfiles(_FakeService):
             body = json.loads(params["Object"])
         except (TypeError, ValueError):
             raise ServiceError("BadRequestException", "Object must be a JSON string") from None
-        field_name, key = domain.object_keys.get(object_type, ("user_id", "user_id"))
-        value = body.get(field_name)
+        keys = [
+            (key, str(body[field_name]))
+            for field_name, key in domain.object_keys.get(object_type, (("user_id", "user_id"),))
+            if body.get(field_name) is not None
+        ]
         profile = next(
-            (p for p in domain.profiles.values() if value is not None and self._matches(p, key, [value])), None
+            (p for key, value in keys for p in domain.profiles.values() if self._matches(domain, p, key, [value])), None
         )
         if profile is None:
             profile_id = uuid.uuid4().hex
-            profile = {"ProfileId": profile_id, "Attributes": {} if value is None else {key: str(value)}}
+            profile = {"ProfileId": profile_id, "Attributes": dict(keys)}
             domain.profiles[profile_id] = profile
         unique_key = uuid.uuid4().hex
         domain.objects.append(

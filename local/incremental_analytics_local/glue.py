@@ -26,22 +26,33 @@ import moto
 from botocore.exceptions import ClientError
 from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.events.models import Rule as EventsRule
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common import parargs
+from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.generic.string_format import (
     StringFormat,
 )
-from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state import state as moto_state
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_aws_sdk,
     state_task_service_callback,
+    state_task_service_dynamodb,
     state_task_service_events,
+    state_task_service_lambda,
     state_task_service_sfn,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -51,8 +62,9 @@ from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
+from moto.stepfunctions.responses import StepFunctionResponse
 
-from incremental_analytics_local import dynamodb_transactions
+from incremental_analytics_local import aws_rules, dynamodb_transactions
 
 MOTO_VERSION = "5.2.5"
 
@@ -98,14 +110,17 @@ def apply() -> None:
     _state_machine_targets_of_event_rules()
     _queries_read_their_partition()
     _entered_time_as_aws_writes_it()
-    _eventbridge_task_error_names()
+    _payload_limits()
+    _terminal_errors_escape_states_all()
+    _error_names_as_each_integration_raises_them()
+    _no_history_api_for_express_executions()
     _applied.append(True)
 
 
 def _entered_time_as_aws_writes_it() -> None:
     """`$$.State.EnteredTime` is UTC with milliseconds and a Z on AWS (2019-03-26T20:14:13.192Z); moto writes
     Python's isoformat (microseconds, +00:00). Instants the workflows store are compared as text: write AWS's."""
-    original = getattr(state_module, "StateData")  # noqa: B009 - not re-exported by moto
+    original = getattr(moto_state, "StateData")  # noqa: B009 - not re-exported by moto
 
     def state_data(**fields: Any) -> Any:
         entered = fields.get("EnteredTime")
@@ -114,34 +129,7 @@ def _entered_time_as_aws_writes_it() -> None:
             fields["EnteredTime"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return original(**fields)
 
-    setattr(state_module, "StateData", state_data)  # noqa: B010
-
-
-def _eventbridge_task_error_names() -> None:
-    """An error answer to the optimised `events:putEvents` integration is `EventBridge.<code>` on AWS (a failed
-    entry is `EventBridge.FailedEntry`); moto turns it into States.Runtime, which no Retry or Catch matches."""
-    original = state_task_service_events.StateTaskServiceEvents._from_error
-
-    @functools.wraps(original)
-    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
-        if isinstance(ex, ClientError):
-            error = f"EventBridge.{ex.response['Error']['Code']}"
-            return FailureEvent(
-                env=env,
-                error_name=CustomErrorName(error),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(  # type: ignore[typeddict-item]
-                    taskFailedEventDetails=TaskFailedEventDetails(
-                        error=error,
-                        cause=str(ex.response["Error"].get("Message", "")),
-                        resource=self._get_sfn_resource(),
-                        resourceType=self._get_sfn_resource_type(),
-                    )
-                ),
-            )
-        return original(self, env, ex)
-
-    state_task_service_events.StateTaskServiceEvents._from_error = _from_error  # type: ignore[method-assign]
+    setattr(moto_state, "StateData", state_data)  # noqa: B010
 
 
 SYNC_CHECK_SECONDS = 0.02
@@ -281,24 +269,10 @@ def _serialise_dynamodb() -> None:
 
 
 def _map_more_sdk_services() -> None:
-    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles."""
+    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles.
+    (The error names of every integration are set by _error_names_as_each_integration_raises_them.)"""
     overrides: dict[str, str] = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
-    overrides["customerprofiles"] = "customer-profiles"
-    names: dict[str, str] = state_task_service_aws_sdk._SERVICE_ERROR_NAMES
-    names.update({"customerprofiles": "CustomerProfiles", "pinpoint": "Pinpoint", "events": "EventBridge"})
-    sdk = state_task_service_aws_sdk.StateTaskServiceAwsSdk
-    original = sdk._normalise_exception_name
-
-    @functools.wraps(original)
-    def _normalise_exception_name(norm_service_name: str, ex: Exception) -> str:
-        # An error code botocore has no class for arrives as ClientError: name it by its code, as AWS does.
-        if isinstance(ex, ClientError) and type(ex) is ClientError:
-            code = str(ex.response["Error"]["Code"])
-            return f"{norm_service_name}.{code if code.endswith('Exception') else code + 'Exception'}"
-        name: str = original(norm_service_name, ex)
-        return name
-
-    sdk._normalise_exception_name = staticmethod(_normalise_exception_name)  # type: ignore[method-assign]
+    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn == "customerprofiles"})
 
 
 @functools.cache
@@ -557,3 +531,225 @@ def _faster_copies_and_paths() -> None:
         if getattr(module, "copy", None) is not copy:
             raise RuntimeError(f"{name} no longer imports copy: revisit the local engine's glue")
         setattr(module, "copy", shim)  # noqa: B010
+
+
+# -- AWS's rules, enforced (aws_rules.py names each one's documentation) ----------------------------------------
+
+
+def _within_quota(value: Any) -> bool:
+    return aws_rules.payload_bytes(value) <= aws_rules.PAYLOAD_LIMIT_BYTES
+
+
+class PayloadTooLarge(AWSError):
+    """StartExecution refuses an input over 262144 bytes (the API reference's length bound of `input`)."""
+
+    TYPE = "ValidationException"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length "
+            f"less than or equal to {aws_rules.PAYLOAD_LIMIT_BYTES} (it has {size} bytes)"
+        )
+
+
+def _task_failed(error: str, cause: str, **more: Any) -> Any:
+    return EventDetails(taskFailedEventDetails=TaskFailedEventDetails(error=error, cause=cause, **more))  # type: ignore[typeddict-item]
+
+
+def _data_limit_exceeded(env: Any, what: str) -> FailureEventException:
+    name = StatesErrorNameType.StatesStatesDataLimitExceeded
+    return FailureEventException(
+        failure_event=FailureEvent(
+            env=env,
+            error_name=StatesErrorName(typ=name),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=_task_failed(
+                name.to_name(), f"{what} exceeds the service's limit of {aws_rules.PAYLOAD_LIMIT_BYTES} bytes."
+            ),
+        )
+    )
+
+
+def _payload_limits() -> None:
+    """256 KiB, as AWS counts it, on the execution's input and on every state's input (after Parameters) and
+    output; moto checked outputs only, and refused exactly 262144 bytes, which AWS takes."""
+    for module in (moto_state, state_task_service, state_task_lambda):
+        if getattr(module, "is_within_size_quota", None) is None:
+            raise RuntimeError(f"{module.__name__} no longer checks the size quota: revisit the local engine's glue")
+        module.is_within_size_quota = _within_quota  # type: ignore[attr-defined]
+
+    original_parameters = parargs.Parargs._eval_body
+
+    @functools.wraps(original_parameters)
+    def _eval_body(self: Any, env: Any) -> None:
+        original_parameters(self, env)
+        if not _within_quota(env.stack[-1]):
+            state = env.states.context_object.context_object_data.get("State") or {}
+            raise _data_limit_exceeded(env, f"The input of state '{state.get('Name', '?')}' after Parameters")
+
+    parargs.Parargs._eval_body = _eval_body  # type: ignore[method-assign]
+
+    original_start = StepFunctionsParserBackend.start_execution
+
+    @functools.wraps(original_start)
+    def start_execution(
+        self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if execution_input is not None and not _within_quota(execution_input):
+            raise PayloadTooLarge(aws_rules.payload_bytes(execution_input))
+        return original_start(self, state_machine_arn, name, execution_input, *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _terminal_errors_escape_states_all() -> None:
+    """`States.ALL` matched every error in moto; on AWS it does not match `States.DataLimitExceeded` nor
+    `States.Runtime` (naming them explicitly still does)."""
+    decl = error_equals_decl.ErrorEqualsDecl
+    original = decl._eval_body
+    wildcard = decl._STATE_ALL_ERROR
+
+    @functools.wraps(original)
+    def _eval_body(self: Any, env: Any) -> None:
+        error = env.stack[-1]
+        if (
+            wildcard in self.error_names
+            and isinstance(error, StatesErrorName)
+            and error.error_name in aws_rules.NOT_MATCHED_BY_STATES_ALL
+        ):
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+
+    decl._eval_body = _eval_body  # type: ignore[method-assign]
+
+
+def _renamed(event: FailureEvent, name: str) -> FailureEvent:
+    details: Any = event.event_details or {}
+    failed = {key: value for key, value in dict(details.get("taskFailedEventDetails") or {}).items() if key != "error"}
+    renamed = FailureEvent.__new__(FailureEvent)
+    renamed.__dict__.update(event.__dict__)
+    renamed.__dict__.update(
+        error_name=CustomErrorName(name),
+        event_type=HistoryEventType.TaskFailed,
+        event_details=_task_failed(name, str(failed.pop("cause", "")), **failed),
+    )
+    return renamed
+
+
+def _error_names_as_each_integration_raises_them() -> None:
+    """A service error gets the name each integration gives it on AWS (aws_rules.error_name): moto named an
+    unmodelled S3 code `s3.SlowDownException` (AWS: `S3.S3Exception`), optimised DynamoDB's `RequestLimitExceeded`
+    without its suffix, Step Functions' `ExecutionAlreadyExists` with one, and turned every EventBridge error
+    into an uncatchable `States.Runtime`."""
+    classes = (
+        state_task_service_aws_sdk.StateTaskServiceAwsSdk,
+        state_task_service_dynamodb.StateTaskServiceDynamoDB,
+        state_task_service_sfn.StateTaskServiceSfn,
+        state_task_service_events.StateTaskServiceEvents,
+        state_task_service_lambda.StateTaskServiceLambda,
+    )
+    for cls in classes:
+        original = cls._from_error
+
+        def _from_error(self: Any, env: Any, ex: Exception, _original: Any = original) -> FailureEvent:
+            event: FailureEvent = _original(self, env, ex)
+            if isinstance(ex, ClientError):
+                code = str(ex.response["Error"]["Code"])
+                return _renamed(event, aws_rules.error_name(self.resource.resource_arn, code))
+            return event
+
+        cls._from_error = _from_error  # type: ignore[method-assign]
+
+
+_interpreter_call = threading.local()
+
+
+def _is_express(backend: Any, execution_arn: str) -> bool:
+    try:
+        machine = backend.describe_state_machine_for_execution(execution_arn)
+    except Exception:  # an unknown execution: let moto answer as it does
+        return False
+    return str(getattr(machine, "type", "STANDARD")).upper() == "EXPRESS"
+
+
+def _no_history_api_for_express_executions() -> None:
+    """Step Functions API reference: DescribeExecution ("not supported by EXPRESS state machines"),
+    GetExecutionHistory ("not supported by EXPRESS state machines") and ListExecutions ("not supported by EXPRESS
+    state machines") answer an Express workflow with an error; its history is only in CloudWatch Logs. moto
+    answered all three. The engine itself reads its backend (execution_watch, execution_history, describe)."""
+
+    def refuse_express(method: Callable[..., Any], param: str, code: str) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(self: Any) -> Any:
+            arn = str(self._get_param(param))
+            backend = self.stepfunction_backend
+            express = (
+                str(backend.describe_state_machine(arn).type).upper() == "EXPRESS"
+                if param == "stateMachineArn"
+                else _is_express(backend, arn)
+            )
+            if express and not getattr(_interpreter_call, "active", False):
+                raise AWSError(
+                    exception_type=code,
+                    message=f"{method.__name__}: this operation is not supported by EXPRESS state machines: {arn}",
+                )
+            return method(self)
+
+        return guarded
+
+    StepFunctionResponse.describe_execution = refuse_express(  # type: ignore[method-assign]
+        StepFunctionResponse.describe_execution, "executionArn", "InvalidArn"
+    )
+    StepFunctionResponse.get_execution_history = refuse_express(  # type: ignore[method-assign]
+        StepFunctionResponse.get_execution_history, "executionArn", "InvalidArn"
+    )
+    StepFunctionResponse.list_executions = refuse_express(  # type: ignore[method-assign]
+        StepFunctionResponse.list_executions, "stateMachineArn", "StateMachineTypeNotSupported"
+    )
+
+    # A `.sync` Task awaits its child, an Express one too, inside Step Functions: moto polls DescribeExecution.
+    sfn = state_task_service_sfn.StateTaskServiceSfn
+    for name in ("_build_sync_resolver", "_build_sync2_resolver"):
+        original = getattr(sfn, name)
+
+        def build(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            resolver = _original(self, *args, **kwargs)
+
+            def resolve() -> Any:
+                _interpreter_call.active = True
+                try:
+                    return resolver()
+                finally:
+                    _interpreter_call.active = False
+
+            return resolve
+
+        setattr(sfn, name, build)
+
+
+def describe_execution(account_id: str, region: str, execution_arn: str) -> dict[str, Any]:
+    """What DescribeExecution would say, read from the backend: the engine knows its Express executions too."""
+    execution: Any = stepfunctions_parser_backends[account_id][region].describe_execution(execution_arn)
+    described: dict[str, Any] = {
+        "executionArn": execution_arn,
+        "name": execution.name,
+        "stateMachineArn": execution.state_machine_arn,
+        "status": execution.status,
+        "input": json.dumps(execution.input_data),
+    }
+    if execution.status == "SUCCEEDED":
+        output = execution.output
+        described["output"] = output if isinstance(output, str) else json.dumps(output)
+    for key in ("error", "cause"):
+        if getattr(execution, key, None) is not None:
+            described[key] = getattr(execution, key)
+    return described
+
+
+def list_executions(account_id: str, region: str, state_machine_arn: str, status: str | None = None) -> list[str]:
+    backend = stepfunctions_parser_backends[account_id][region]
+    executions = backend.describe_state_machine(state_machine_arn).executions
+    chosen = [execution for execution in executions if status is None or execution.status == status]
+    return [execution.execution_arn for execution in sorted(chosen, key=lambda e: e.start_date, reverse=True)]

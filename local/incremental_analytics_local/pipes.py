@@ -4,7 +4,10 @@ A Pipe from a Kinesis stream (or a DynamoDB stream) to a state machine is driven
 batches of up to `BatchSize` records in shard order, in the Pipes event shape, `REQUEST_RESPONSE` through a
 synchronous start; a failed batch retried up to `MaximumRetryAttempts`, or, when
 `OnPartialBatchItemFailure` is `AUTOMATIC_BISECT` and it holds several records, split in two halves that are
-delivered in turn; a single record that still fails is described on the dead-letter queue.
+delivered in turn; a single record that still fails is described on the dead-letter queue. A batch whose
+payload is over Step Functions' 262144 bytes is refused by StartExecution (no execution runs): a failed
+attempt like any other ("Amazon EventBridge Pipes batching and concurrency": a Step Functions target is limited
+by the total payload size, 262144, not by the batch size).
 `redeliver` re-sends that fraction of successful batches (whole or split), as at-least-once delivery may.
 """
 
@@ -21,6 +24,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from incremental_analytics_local.aws_rules import PAYLOAD_LIMIT_BYTES, payload_bytes
 from incremental_analytics_local.deploy import Pipe, Schedule
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
 from incremental_analytics_local.event_patterns import matches
@@ -39,6 +45,7 @@ class PipeReport:
     retries: int = 0
     bisections: int = 0
     dead_lettered_records: int = 0
+    refused_too_large: int = 0  # attempts StartExecution refused: the batch's payload was over 262144 bytes
     executions: list[ExecutionResult] = field(default_factory=list)
 
     @property
@@ -225,9 +232,12 @@ class PipeDriver:
             if attempt:
                 report.retries += 1
             result = self._invoke(batch, attempt)
-            report.executions.append(result)
-            if result.status == "SUCCEEDED":
-                return
+            if result is None:
+                report.refused_too_large += 1
+            else:
+                report.executions.append(result)
+                if result.status == "SUCCEEDED":
+                    return
             bisect = self._settings.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT"
             if bisect and len(batch.records) > 1:
                 report.bisections += 1
@@ -238,16 +248,25 @@ class PipeDriver:
         report.dead_lettered_records += len(batch.records)
         self._dead_letter(batch, attempts=self.max_retries + 1)
 
-    def _invoke(self, batch: _Batch, attempt: int) -> ExecutionResult:
+    def _invoke(self, batch: _Batch, attempt: int) -> ExecutionResult | None:
+        """The execution the batch started, or None when StartExecution refused its payload as too large."""
         self._executions += 1
         # Unique across drivers and redeliveries, readable in a listing: pipe, delivery number, attempt.
         name = f"{self.pipe.name[:36]}-{self._executions:06d}-{attempt}-{uuid.uuid4().hex[:16]}"
         payload = list(batch.records)
-        if self._invocation == "REQUEST_RESPONSE":
-            return self.aws.start_sync_execution(self.pipe.target, payload, name=name)
-        execution_arn = self.aws.client("stepfunctions").start_execution(
-            stateMachineArn=self.pipe.target, name=name, input=json.dumps(payload)
-        )["executionArn"]
+        try:
+            if self._invocation == "REQUEST_RESPONSE":
+                return self.aws.start_sync_execution(self.pipe.target, payload, name=name)
+            execution_arn = self.aws.client("stepfunctions").start_execution(
+                stateMachineArn=self.pipe.target, name=name, input=json.dumps(payload)
+            )["executionArn"]
+        except ClientError as error:
+            if (
+                error.response["Error"]["Code"] == "ValidationException"
+                and payload_bytes(payload) > PAYLOAD_LIMIT_BYTES
+            ):
+                return None
+            raise
         if self.wait_for_fire_and_forget:
             return self.aws.wait_for_execution(execution_arn)
         return ExecutionResult(execution_arn, "SUCCEEDED", None, None, None, 0.0)

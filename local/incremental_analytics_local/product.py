@@ -19,6 +19,7 @@ from incremental_analytics.adapters.dynamodb_io import scan_all
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rule_item
 from incremental_analytics.domain.delivery import DETAIL_TYPES, SINKS, SOURCE
+from incremental_analytics.domain.events import ANONYMOUS_PREFIX, ENDPOINT_PREFIX, Event, endpoint_of_identity
 from incremental_analytics.domain.rules import Rule
 from incremental_analytics_local.deploy import Stack, deploy
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
@@ -29,6 +30,7 @@ TEMPLATE = ROOT / "infra" / "template.yaml"
 PINPOINT_APPLICATION = "localapp"
 PROFILES_DOMAIN = "local-profiles"
 PROFILES_KEY = "user_id"
+PROFILES_ENDPOINT_KEY = "endpoint_id"
 PROFILES_OBJECT_TYPE = "TargetReached"
 
 # Every sink on, and the rules read afresh on every batch (rules change between a test's steps).
@@ -36,6 +38,7 @@ LOCAL_PARAMETERS = {
     "PinpointApplicationId": PINPOINT_APPLICATION,
     "ProfilesDomainName": PROFILES_DOMAIN,
     "ProfilesKeyName": PROFILES_KEY,
+    "ProfilesEndpointKeyName": PROFILES_ENDPOINT_KEY,
     "ProfilesObjectTypeName": PROFILES_OBJECT_TYPE,
     "RulesCacheSeconds": "0",
 }
@@ -62,7 +65,10 @@ class LocalProduct:
         template: Path = TEMPLATE,
     ) -> None:
         self.aws = aws
-        aws.profiles.create_domain(PROFILES_DOMAIN, {PROFILES_OBJECT_TYPE: (PROFILES_KEY, PROFILES_KEY)})
+        aws.profiles.create_domain(
+            PROFILES_DOMAIN,
+            {PROFILES_OBJECT_TYPE: [(PROFILES_KEY, PROFILES_KEY), (PROFILES_ENDPOINT_KEY, PROFILES_ENDPOINT_KEY)]},
+        )
         self.stack: Stack = deploy(
             aws, template, stack_name=stack_name, parameters={**LOCAL_PARAMETERS, **(parameters or {})}
         )
@@ -178,8 +184,17 @@ class LocalProduct:
         machine = self.table("SyncRulesStateMachine")
         before = set(self._executions(machine))
         body = content.encode() if isinstance(content, str) else content
-        self.aws.client("s3").put_object(Bucket=self.table("DataBucket"), Key=f"rules/{name}", Body=body)
-        (started,) = set(self._executions(machine)) - before
+        key = f"rules/{name}"
+        self.aws.client("s3").put_object(Bucket=self.table("DataBucket"), Key=key, Body=body)
+        # The upload starts its execution at once; the report that execution writes (<file>.errors.json, also
+        # under rules/) may start another one meanwhile: take the one started for this key.
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.uncounted():
+            (started,) = [
+                arn
+                for arn in set(self._executions(machine)) - before
+                if json.loads(sfn.describe_execution(executionArn=arn)["input"])["detail"]["object"]["key"] == key
+            ]
         return self.aws.wait_for_execution(started)
 
     def apply_rule_changes(self) -> PipeReport:
@@ -192,12 +207,8 @@ class LocalProduct:
         return report
 
     def _executions(self, machine: str, status: str | None = None) -> list[str]:
-        sfn = self.aws.client("stepfunctions")
-        with self.aws.uncounted():
-            pages = sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=machine, **({"statusFilter": status} if status else {})
-            )
-            return [execution["executionArn"] for page in pages for execution in page["executions"]]
+        # From the engine: ListExecutions refuses Express workflows (DeliverOutcomes), as on AWS.
+        return self.aws.executions(machine, status)
 
     def fire_schedule(self, at: dt.datetime) -> ExecutionResult:
         """What the hourly EventBridge Scheduler schedule does at `at`, with the redeliveries it starts."""
@@ -239,19 +250,25 @@ class LocalProduct:
         return sorted((outcome_from_item(item) for item in items), key=lambda o: (o["occurred_at"], o["outcome_id"]))
 
     def sink_attributes(self) -> dict[str, dict[str, dict[str, str]]]:
-        """{user: {attribute: value}} as the attribute sinks hold them; the sinks must agree."""
-        pinpoint = {
-            user: {name: values[0] for name, values in attributes.items() if values}
-            for user, attributes in self.aws.pinpoint.user_attributes(PINPOINT_APPLICATION).items()
-            if attributes
-        }
+        """{identity: {attribute: value}} as the attribute sinks hold them; the sinks must agree.
+
+        Both sinks hold an attribute on whom it was set on: a Pinpoint endpoint belongs to its user id, else it
+        stands for itself (`endpoint:<id>`); a profile is its user key's, else its endpoint key's."""
+        pinpoint: dict[str, dict[str, str]] = {}
+        for endpoint in self.aws.pinpoint.endpoints.get(PINPOINT_APPLICATION, {}).values():
+            owner = endpoint["User"].get("UserId") or ENDPOINT_PREFIX + endpoint["Id"]
+            values = {name: found[0] for name, found in endpoint["User"]["UserAttributes"].items() if found}
+            if values:
+                pinpoint.setdefault(owner, {}).update(values)
         profiles: dict[str, dict[str, str]] = {}
         domain = self.aws.profiles.domains.get(PROFILES_DOMAIN)
         for profile in domain.profiles.values() if domain else []:
             attributes = dict(profile["Attributes"])
             user = attributes.pop(PROFILES_KEY, None)
-            if user is not None and attributes:
-                profiles.setdefault(user, {}).update(attributes)
+            endpoint_id = attributes.pop(PROFILES_ENDPOINT_KEY, None)
+            owner = user if user is not None else None if endpoint_id is None else ENDPOINT_PREFIX + endpoint_id
+            if owner is not None and attributes:
+                profiles.setdefault(owner, {}).update(attributes)
         return {"pinpoint": pinpoint, "profiles": profiles}
 
     def fired_events(self) -> list[dict[str, Any]]:
@@ -319,9 +336,43 @@ def seed_endpoints(aws: LocalAws, users: Sequence[str]) -> None:
             )
 
 
-def seed_profiles(aws: LocalAws, users: Sequence[str]) -> None:
-    """Give each user a Customer Profiles profile keyed by the product's user id."""
+def seed_profiles(aws: LocalAws, users: Sequence[str], endpoints: Mapping[str, str | None] | None = None) -> None:
+    """Give each user a Customer Profiles profile keyed by the product's user id; an endpoint's id goes on its
+    owner's profile under the endpoint key, or on a profile of its own when no user owns it."""
+    owned: dict[str, list[str]] = {}
+    for endpoint_id, owner in (endpoints or {}).items():
+        owned.setdefault(owner or "", []).append(endpoint_id)
     with aws.uncounted():
         profiles = aws.client("customer-profiles")
         for user in users:
-            profiles.create_profile(DomainName=PROFILES_DOMAIN, Attributes={PROFILES_KEY: user})
+            created = profiles.create_profile(DomainName=PROFILES_DOMAIN, Attributes={PROFILES_KEY: user})
+            for endpoint_id in owned.get(user, []):
+                aws.profiles.add_key(PROFILES_DOMAIN, created["ProfileId"], PROFILES_ENDPOINT_KEY, endpoint_id)
+        for endpoint_id in owned.get("", []):
+            profiles.create_profile(DomainName=PROFILES_DOMAIN, Attributes={PROFILES_ENDPOINT_KEY: endpoint_id})
+
+
+def seed_endpoint_identities(aws: LocalAws, endpoints: Mapping[str, str | None]) -> None:
+    """Give each endpoint that an `endpoint:<id>` identity names a Pinpoint endpoint, with its owner's user id
+    when a user's events named that endpoint (a real project's endpoints are there before their events)."""
+    with aws.uncounted():
+        pinpoint = aws.client("pinpoint")
+        for endpoint_id, owner in endpoints.items():
+            request: dict[str, Any] = {"ChannelType": "EMAIL", "Address": f"{endpoint_id}@example.com"}
+            if owner is not None:
+                request["User"] = {"UserId": owner}
+            pinpoint.update_endpoint(
+                ApplicationId=PINPOINT_APPLICATION, EndpointId=endpoint_id, EndpointRequest=request
+            )
+
+
+def seed_for(aws: LocalAws, events: Iterable[Event]) -> None:
+    """Seed the sinks with whom the events are about: users (by id) and endpoints (by `endpoint:<id>`)."""
+    events = list(events)
+    users = sorted({e.user_id for e in events if not e.user_id.startswith((ENDPOINT_PREFIX, ANONYMOUS_PREFIX))})
+    owners = {e.endpoint_id: e.user_id for e in events if e.endpoint_id and e.user_id in users}
+    addressed = {endpoint_of_identity(e.user_id) for e in events} - {None}
+    endpoints = {endpoint_id: owners.get(endpoint_id) for endpoint_id in sorted(e for e in addressed if e)}
+    seed_endpoints(aws, users)
+    seed_endpoint_identities(aws, endpoints)
+    seed_profiles(aws, users, endpoints)

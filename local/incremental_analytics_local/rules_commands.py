@@ -3,6 +3,7 @@ CloudFormation outputs), or pushed into the embedded local AWS to see what SyncR
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,19 @@ from typing import Any
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.rules import Rule
 from incremental_analytics.domain.rules_sync import classify_change, diff_rules
+from incremental_analytics.domain.rules_validation import MAX_FILE_BYTES
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.explain import describe_rule
 from incremental_analytics_local.product import LocalProduct
 from incremental_analytics_local.stacks import stack_outputs
+
+
+def read_rules_file(path: Path) -> tuple[bytes, int]:
+    """A rules file's bytes, but never more than one over the limit (a larger file is refused by its size),
+    and its size. Raises OSError."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        return file.read(MAX_FILE_BYTES + 1), size
 
 
 def stack_rules(stack_name: str, session: Any) -> list[Rule]:
@@ -77,12 +87,12 @@ def push_locally(path: Path, content: bytes) -> str:
         synced = product.upload_rules_file(path.name, content)
         if synced.status != "SUCCEEDED":
             return f"SyncRules {synced.status.lower()}: {synced.error}"
-        summary = (synced.output or {}).get("summary", {})
+        counts = (synced.output or {}).get("summary", {}).get("counts", {})
         changes = product.apply_rule_changes()
         applied = [change for execution in changes.executions for change in (execution.output or {}).get("changes", [])]
         evaluated = sum(1 for change in applied if change["evaluated"])
         return (
-            f"SyncRules: {len(summary.get('created', []))} created, {len(summary.get('changed', []))} changed, "
-            f"{len(summary.get('deleted', []))} deleted, {summary.get('unchanged', 0)} unchanged; RulesChanged: "
+            f"SyncRules: {counts.get('created', 0)} created, {counts.get('changed', 0)} changed, "
+            f"{counts.get('deleted', 0)} deleted, {counts.get('unchanged', 0)} unchanged; RulesChanged: "
             f"{len(applied)} change(s), {evaluated} date/window rule(s) evaluated at once (embedded local AWS)"
         )

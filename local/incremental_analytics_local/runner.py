@@ -1,4 +1,4 @@
-"""`incremental-analytics run`: the whole product on the embedded local AWS, files in, files out (SPEC 7)."""
+"""`incremental-analytics run`: the whole product on the embedded local AWS, files in, files out (docs/run.md)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from typing import Any
 
 from incremental_analytics.adapters.outbox import as_undelivered
 from incremental_analytics.domain.delivery import SINKS, DeliveryState, RetryPolicy, delivery_state
-from incremental_analytics.domain.events import Event, Ignored, Rejected, normalise
+from incremental_analytics.domain.events import Event, IdentityMode, Ignored, Rejected, normalise
 from incremental_analytics.domain.matching import RuleIndex
+from incremental_analytics.domain.numbers import json_number
 from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
 from incremental_analytics_local.faults import Fault
-from incremental_analytics_local.product import LocalProduct, seed_endpoints, seed_profiles
+from incremental_analytics_local.product import LocalProduct, seed_for
 from incremental_analytics_local.progress import progress
+from incremental_analytics_local.rules_commands import read_rules_file
 
 TRACES_KEPT = 25
 SCHEDULE = dt.timedelta(hours=1)  # EvaluationSchedule's default, rate(1 hour)
@@ -40,14 +42,25 @@ class RunOptions:
     redeliver: float = 0.0
     seed: int = 0
     faults: tuple[Fault, ...] = ()
+    identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT
+
+
+def prepare_out(folder: Path) -> None:
+    """Create the results folder (an existing one is reused: its files are overwritten)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunError(f"cannot write results to {folder}: it exists and is not a folder") from None
+    except OSError as error:
+        raise RunError(f"cannot write results to {folder}: {error.strerror or error}") from None
 
 
 def read_rules(path: Path) -> list[Rule]:
     try:
-        content = path.read_bytes()
+        content, size = read_rules_file(path)
     except OSError as error:
         raise RunError(f"cannot read rules {path}: {error.strerror or error}") from None
-    return load_rules_file(path.name, content)
+    return load_rules_file(path.name, content, size=size)
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -58,25 +71,33 @@ def read_lines(path: Path) -> list[bytes]:
     return content.splitlines()
 
 
-def partition_key(line: bytes, number: int) -> str:
-    """The line's user id, so that each user's events keep file order on the stream."""
+def partition_key(line: bytes, read: Event | Rejected | Ignored, number: int) -> str:
+    """The line's identity (its user id, or `endpoint:<id>`...), so that each one's events keep file order on
+    the stream; for a line that is not counted, the user it names, if any, as a producer would key it."""
+    if isinstance(read, Event):
+        return read.user_id
     try:
         document = json.loads(line)
     except ValueError:
         return f"line-{number}"
     if isinstance(document, dict):
-        user = document.get("user_id")
         endpoint = document.get("endpoint")
-        if isinstance(endpoint, dict) and isinstance(endpoint.get("User"), dict):
-            user = endpoint["User"].get("UserId", user)
-        if isinstance(user, str) and user:
-            return user[:256]
+        user = endpoint.get("User") if isinstance(endpoint, dict) else None
+        for found in (
+            user.get("UserId") if isinstance(user, dict) else None,
+            document.get("userId"),
+            document.get("user_id"),
+        ):
+            if isinstance(found, str) and found:
+                return found[:256]
     return f"line-{number}"
 
 
-def classify(lines: Sequence[bytes], rules: Sequence[Rule], now_ms: int) -> list[Event | Rejected | Ignored]:
+def classify(
+    lines: Sequence[bytes], rules: Sequence[Rule], now_ms: int, identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT
+) -> list[Event | Rejected | Ignored]:
     system = RuleIndex(rules).system_event_types
-    return [normalise(line, now_ms=now_ms, ruled_system_events=system) for line in lines]
+    return [normalise(line, now_ms=now_ms, ruled_system_events=system, identity=identity) for line in lines]
 
 
 def run(options: RunOptions) -> dict[str, Any]:
@@ -88,18 +109,21 @@ def run(options: RunOptions) -> dict[str, Any]:
         raise RunError("--redeliver must be a fraction from 0 to 1")
     now = options.now or dt.datetime.now(dt.UTC)
     started_ms = epoch_ms(dt.datetime.now(dt.UTC))
-    classified = classify(lines, rules, started_ms)
-    users = sorted({event.user_id for event in classified if isinstance(event, Event)})
-    options.out.mkdir(parents=True, exist_ok=True)
+    classified = classify(lines, rules, started_ms, options.identity)
+    prepare_out(options.out)
 
     with LocalAws(time_scale=0.001) as aws:
-        product = LocalProduct(aws, parameters={"BatchSize": str(options.batch_size), "FunctionLogLevel": "WARNING"})
-        seed_endpoints(aws, users)
-        seed_profiles(aws, users)
+        parameters = {
+            "BatchSize": str(options.batch_size),
+            "FunctionLogLevel": "WARNING",
+            "Identity": options.identity.value,
+        }
+        product = LocalProduct(aws, parameters=parameters)
+        seed_for(aws, (event for event in classified if isinstance(event, Event)))
         product.put_rules(rules)
         aws.reset_request_counts()
         _inject(aws, options.faults)
-        sequence_to_line = _put_lines(product, lines)
+        sequence_to_line = _put_lines(product, lines, classified)
         with progress("ingesting batches", len(lines)) as bar:
             report = product.ingest(redeliver=options.redeliver, seed=options.seed, on_batch=bar.advance)
         with progress("evaluating date and window rules", 1) as bar:
@@ -190,14 +214,17 @@ def _redeliver_as_scheduled(product: LocalProduct) -> tuple[list[ExecutionResult
     return runs, deliveries
 
 
-def _put_lines(product: LocalProduct, lines: Sequence[bytes]) -> dict[tuple[str, str], int]:
+def _put_lines(
+    product: LocalProduct, lines: Sequence[bytes], classified: Sequence[Event | Rejected | Ignored]
+) -> dict[tuple[str, str], int]:
     """Every line on the stream, in file order; returns (shard, sequence number) -> 1-based line number."""
     kinesis = product.aws.client("kinesis")
     stream = product.table("EventStream")
     positions: dict[tuple[str, str], int] = {}
     with progress("putting records", len(lines)) as bar, product.aws.uncounted():
-        for number, line in enumerate(lines, start=1):
-            answer = kinesis.put_record(StreamName=stream, PartitionKey=partition_key(line, number), Data=line)
+        for number, (line, read) in enumerate(zip(lines, classified, strict=True), start=1):
+            key = partition_key(line, read, number)
+            answer = kinesis.put_record(StreamName=stream, PartitionKey=key, Data=line)
             positions[(answer["ShardId"], answer["SequenceNumber"])] = number
             bar.advance()
     return positions
@@ -219,14 +246,11 @@ def _attributes(product: LocalProduct) -> tuple[dict[str, dict[str, str]], list[
 
 
 def _execution_counts(aws: LocalAws, product: LocalProduct) -> dict[str, int]:
-    counts = {}
-    sfn = aws.client("stepfunctions")
-    with aws.uncounted():
-        for logical_id, ref in product.stack.of_type("AWS::Serverless::StateMachine").items():
-            name = logical_id.removesuffix("StateMachine")
-            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=ref)
-            counts[name] = sum(len(page["executions"]) for page in pages)
-    return counts
+    # From the engine: ListExecutions refuses Express workflows, as on AWS.
+    return {
+        logical_id.removesuffix("StateMachine"): len(aws.executions(ref))
+        for logical_id, ref in product.stack.of_type("AWS::Serverless::StateMachine").items()
+    }
 
 
 def _summary(
@@ -237,15 +261,15 @@ def _summary(
     requests: dict[str, int],
 ) -> dict[str, Any]:
     rejected_lines = {line for line, _ in rejected}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     accepted = ignored = duplicates = 0
     for number, result in enumerate(classified, start=1):
         if number in rejected_lines:
             continue
         if isinstance(result, Event):
             accepted += 1
-            duplicates += result.event_id in seen
-            seen.add(result.event_id)
+            duplicates += result.key in seen  # an event id names an event of its identity only
+            seen.add(result.key)
         else:
             ignored += 1
     kinds = Counter(outcome["kind"] for outcome in outcomes)
@@ -305,7 +329,7 @@ def _write_outputs(  # noqa: PLR0917 - one writer of the run's files, each passe
                 "user_id": user,
                 "rule_id": rule,
                 "count": counter.count,
-                "sum": float(counter.sum) if counter.sum % 1 else int(counter.sum),
+                "sum": json_number(counter.sum),
                 "cycle": counter.cycle,
                 "qualified": counter.qualified,
             }
@@ -338,17 +362,21 @@ def _save_traces(aws: LocalAws, out: Path, executions: Sequence[Any], outcomes: 
     folder.mkdir(exist_ok=True)
     names = [arn.rsplit(":", 1)[-1] for arn in sorted(deciding) if arn]
     (folder / "index.json").write_text(json.dumps({"deciding": names}, indent=1))
-    sfn = aws.client("stepfunctions")
     with aws.uncounted():
         for execution in chosen[:TRACES_KEPT]:
-            described = sfn.describe_execution(executionArn=execution.arn)
-            machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
-            record = {
-                "execution": execution.arn,
-                "name": described["name"],
-                "state_machine": machine["name"],
-                "status": described["status"],
-                "definition": json.loads(machine["definition"]),
-                "history": aws.history(execution.arn),
-            }
-            (folder / f"{described['name']}.json").write_text(json.dumps(record, default=str, indent=1))
+            record = trace_record(aws, execution.arn)
+            (folder / f"{record['name']}.json").write_text(json.dumps(record, default=str, indent=1))
+
+
+def trace_record(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
+    """What `trace` draws of an execution: its state machine's definition and the execution's history."""
+    described = aws.describe(execution_arn)  # DescribeExecution refuses Express executions, as on AWS
+    machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=described["stateMachineArn"])
+    return {
+        "execution": execution_arn,
+        "name": described["name"],
+        "state_machine": machine["name"],
+        "status": described["status"],
+        "definition": json.loads(machine["definition"]),
+        "history": aws.history(execution_arn),
+    }

@@ -71,13 +71,13 @@ def _lines(samples: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import shared_dir
+    from tests.conftest import SAMPLES
 
     folder = tmp_path_factory.mktemp("run")
     rules = folder / "rules.json"
     rules.write_text(json.dumps(RULES))
     events = folder / "events.jsonl"
-    events.write_text("\n".join(_lines(shared_dir() / "samples")) + "\n")
+    events.write_text("\n".join(_lines(SAMPLES)) + "\n")
     code = main(
         [
             "run",
@@ -210,9 +210,9 @@ def test_an_unreadable_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.C
 
 
 def test_rules_show_prints_the_normalised_rules(capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import shared_dir
+    from tests.conftest import SAMPLES
 
-    assert main(["rules", "show", str(shared_dir() / "samples" / "honeycode_rules.csv")]) == 0
+    assert main(["rules", "show", str(SAMPLES / "honeycode_rules.csv")]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [rule["rule_id"] for rule in shown["rules"]][:2] == ["aggregate-pageview", "date-purchase-product-table"]
 

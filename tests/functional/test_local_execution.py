@@ -79,9 +79,8 @@ def _decode(data: str) -> bytes:
 
 
 def _input(aws: LocalAws, execution_arn: str) -> str:
-    with aws.uncounted():
-        described = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
-    return str(described["input"])
+    # The ingest workflow is Express: DescribeExecution refuses it (as on AWS); the engine knows its input.
+    return str(aws.describe(execution_arn)["input"])
 
 
 def test_the_pipes_event_shape(aws: LocalAws, fixture_stack: Stack) -> None:

@@ -38,6 +38,21 @@ def test_pinpoint_endpoints_and_user_attributes(aws: LocalAws) -> None:
     assert aws.pinpoint.user_attributes(APP) == {"u1": {"trk_greenbutton": ["ready"]}}
 
 
+def test_pinpoint_endpoint_ids_are_case_insensitive_and_refuse_braces(aws: LocalAws) -> None:
+    """As the API reference says of EndpointId: case-insensitive, and it can't contain $, { or }."""
+    pinpoint = aws.client("pinpoint")
+    pinpoint.update_endpoint(ApplicationId=APP, EndpointId="Ep-1", EndpointRequest={"User": {"UserId": "u1"}})
+    pinpoint.update_endpoint(
+        ApplicationId=APP, EndpointId="ep-1", EndpointRequest={"User": {"UserAttributes": {"a": ["b"]}}}
+    )
+    found = pinpoint.get_endpoint(ApplicationId=APP, EndpointId="EP-1")["EndpointResponse"]
+    assert found["Id"] == "Ep-1" and found["User"] == {"UserId": "u1", "UserAttributes": {"a": ["b"]}}
+    for refused in ("e$1", "e{1", "e}1"):
+        with pytest.raises(ClientError) as raised:
+            pinpoint.update_endpoint(ApplicationId=APP, EndpointId=refused, EndpointRequest={})
+        assert raised.value.response["Error"]["Code"] == "BadRequestException"
+
+
 def test_pinpoint_batch_update_and_events(aws: LocalAws) -> None:
     pinpoint = aws.client("pinpoint")
     batch = pinpoint.update_endpoints_batch(
@@ -126,7 +141,7 @@ def test_a_fake_fails_the_next_calls_on_request(aws: LocalAws) -> None:
 
 
 def test_customer_profiles_search_update_and_objects(aws: LocalAws) -> None:
-    aws.profiles.create_domain("shop", {"TargetReached": ("user_id", "user_id")})
+    aws.profiles.create_domain("shop", {"TargetReached": [("user_id", "user_id"), ("endpoint_id", "endpoint_id")]})
     profiles = aws.client("customer-profiles")
     created = profiles.create_profile(DomainName="shop", AccountNumber="acct-1", Attributes={"user_id": "u1"})
     assert problems("customer-profiles", "CreateProfile", created) == []
@@ -152,6 +167,16 @@ def test_customer_profiles_search_update_and_objects(aws: LocalAws) -> None:
     )
     assert problems("customer-profiles", "ListProfileObjects", listed) == []
     assert [json.loads(item["Object"]) for item in listed["Items"]] == [{"user_id": "u1", "cycle": 1}]
+
+    # An object is matched by any key of its type's mapping: here the endpoint key of an endpoint's profile.
+    by_endpoint = profiles.create_profile(DomainName="shop", Attributes={"endpoint_id": "e9"})
+    profiles.put_profile_object(
+        DomainName="shop", ObjectTypeName="TargetReached", Object=json.dumps({"endpoint_id": "e9", "cycle": 2})
+    )
+    listed = profiles.list_profile_objects(
+        DomainName="shop", ObjectTypeName="TargetReached", ProfileId=by_endpoint["ProfileId"]
+    )
+    assert [json.loads(item["Object"]) for item in listed["Items"]] == [{"endpoint_id": "e9", "cycle": 2}]
 
 
 def test_customer_profiles_search_pages(aws: LocalAws) -> None:

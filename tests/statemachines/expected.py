@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from incremental_analytics.domain.events import Event, normalise
-from incremental_analytics.domain.matching import RuleIndex, first_occurrences
+from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.domain.replay import CounterState, replay
 from incremental_analytics.domain.rules import Rule, RuleType
 
@@ -22,7 +22,7 @@ def events_of(documents: Iterable[Mapping[str, Any]], rules: Sequence[Rule]) -> 
 
 def expected(rules: Sequence[Rule], documents: Iterable[Mapping[str, Any]]) -> tuple[dict[Any, Any], list[Any]]:
     """(user, rule) -> (count, sum, cycle, qualified), and the outcomes as (user, rule, kind, cycle, outcome_id)."""
-    events = first_occurrences(events_of(documents, rules))
+    events = events_of(documents, rules)  # each rule counts an event (identity, event id) once: group_aggregate
     index = RuleIndex(rule for rule in rules if rule.type is RuleType.AGGREGATE)
     states: dict[Any, Any] = {}
     outcomes = []

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from incremental_analytics_local.asl_checks import StateMachineSource, graph_problems, problems, state_machines
+from incremental_analytics_local import iam_checks
+from incremental_analytics_local.asl_checks import (
+    StateMachineSource,
+    error_name_problems,
+    express_problems,
+    graph_problems,
+    language_service_problems,
+    problems,
+    state_machines,
+    throttling_problems,
+    unguarded_read_problems,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = state_machines(ROOT / "infra" / "template.yaml")
@@ -84,3 +96,157 @@ def test_statelint_runs_on_the_substituted_definition() -> None:
     broken["States"]["Done"]["Type"] = "Teleport"
     bad = StateMachineSource(source.logical_id, source.path, json.dumps(broken), source.substitutions, source.express)
     assert any(problem.startswith("statelint:") for problem in problems(bad))
+
+
+def _deliver() -> StateMachineSource:
+    return next(source for source in SOURCES if source.logical_id == "DeliverOutcomesStateMachine")
+
+
+def _delivery_mutated(change: Any) -> dict[str, Any]:
+    definition = copy.deepcopy(_deliver().substituted())
+    change(definition)
+    return definition
+
+
+def _delivery(d: dict[str, Any]) -> dict[str, Any]:
+    """The states of one outcome's attempt (DeliverEach's processor)."""
+    states: dict[str, Any] = d["States"]["DeliverEach"]["ItemProcessor"]["States"]
+    return states
+
+
+def _sink(d: dict[str, Any], position: int) -> dict[str, Any]:
+    """The states of one sink's branch, in SINKS order: eventbridge, pinpoint, profiles."""
+    states: dict[str, Any] = _delivery(d)["Sinks"]["Branches"][position]["States"]
+    return states
+
+
+PINPOINT = "DeliverEach.processor/Sinks.branch[1]/"
+
+
+def test_the_checks_know_which_errors_each_integration_raises() -> None:
+    def optimised_name_on_sdk_task(d: dict[str, Any]) -> None:
+        writes = d["States"]["Apply"]["Branches"][0]["States"]["StoreTimeSeries"]["ItemProcessor"]["States"]
+        writes["WriteEvents"]["Retry"][0]["ErrorEquals"][0] = "DynamoDB.ProvisionedThroughputExceededException"
+
+    def suffixed_step_functions_name(d: dict[str, Any]) -> None:
+        _delivery(d)["Delivered"]["Catch"][0]["ErrorEquals"] = ["StepFunctions.ExecutionAlreadyExistsException"]
+
+    def unsuffixed_dynamodb_name(d: dict[str, Any]) -> None:
+        _delivery(d)["Claim"]["Retry"][0]["ErrorEquals"][2] = "DynamoDB.RequestLimitExceeded"
+
+    found = error_name_problems(_mutated(optimised_name_on_sdk_task))
+    assert found == [
+        "Apply.branch[0]/StoreTimeSeries.processor/WriteEvents: aws-sdk:dynamodb:batchWriteItem never raises "
+        "DynamoDB.ProvisionedThroughputExceededException (its errors are DynamoDb.*)"
+    ]
+    assert error_name_problems(_delivery_mutated(suffixed_step_functions_name)) == [
+        "DeliverEach.processor/Delivered: dynamodb:updateItem never raises "
+        "StepFunctions.ExecutionAlreadyExistsException (its errors are DynamoDB.*)"
+    ]
+    # The optimised integration names errors by the Java SDK's exception classes: RequestLimitExceededException.
+    assert error_name_problems(_delivery_mutated(unsuffixed_dynamodb_name)) == [
+        "DeliverEach.processor/Claim: dynamodb:updateItem never raises DynamoDB.RequestLimitExceeded "
+        "(its errors are DynamoDB.*)"
+    ]
+
+
+def test_the_checks_want_every_task_to_retry_its_service_throttling() -> None:
+    def no_retry(d: dict[str, Any]) -> None:
+        del _sink(d, 0)["EventBridgeAbandons"]["Retry"]
+
+    assert throttling_problems(_delivery_mutated(no_retry)) == [
+        "DeliverEach.processor/Sinks.branch[0]/EventBridgeAbandons: does not retry throttling "
+        "(CloudWatch.CloudWatchException)"
+    ]
+
+
+def test_the_checks_refuse_sync_and_callback_tasks_in_an_express_workflow() -> None:
+    def sync(d: dict[str, Any]) -> None:
+        _delivery(d)["Delivered"]["Resource"] = "arn:aws:states:::states:startExecution.sync:2"
+
+    def callback(d: dict[str, Any]) -> None:
+        d["States"]["MatchAndEvaluate"]["Resource"] = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+
+    assert express_problems(_delivery_mutated(sync)) == [
+        "DeliverEach.processor/Delivered: arn:aws:states:::states:startExecution.sync:2 in an EXPRESS "
+        "workflow (Express supports neither .sync nor .waitForTaskToken)"
+    ]
+    assert len(express_problems(_mutated(callback))) == 1
+
+
+def test_the_checks_find_reads_of_a_result_field_the_service_may_leave_out() -> None:
+    def in_result_selector(d: dict[str, Any]) -> None:
+        _sink(d, 1)["FindUserEndpoints"]["ResultSelector"] = {"ids.$": "$.EndpointsResponse.Item[*].Id"}
+
+    def unguarded(d: dict[str, Any]) -> None:
+        _sink(d, 1)["FindUserEndpoints"]["Next"] = "UserEndpointIds"
+
+    def compared_before_found(d: dict[str, Any]) -> None:
+        choice = _sink(d, 1)["AnyEndpoint"]["Choices"][0]
+        choice.pop("IsPresent")
+        choice["IsNull"] = False
+
+    assert unguarded_read_problems(_delivery_mutated(in_result_selector)) == [
+        f"{PINPOINT}FindUserEndpoints: ResultSelector reads $.EndpointsResponse.Item[*].Id, which the service may "
+        "leave out"
+    ]
+    assert unguarded_read_problems(_delivery_mutated(unguarded)) == [
+        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result "
+        "without a Choice finding it present"
+    ]
+    assert unguarded_read_problems(_delivery_mutated(compared_before_found)) == [
+        f"{PINPOINT}AnyEndpoint: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result without a "
+        "Choice finding it present",
+        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result "
+        "without a Choice finding it present",
+    ]
+
+
+def _template_with(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the product's template (and its ASL) with one text replaced."""
+    text = (ROOT / "infra" / "template.yaml").read_text()
+    assert old in text
+    (tmp_path / "infra").mkdir()
+    shutil.copytree(ROOT / "statemachines", tmp_path / "statemachines")
+    path = tmp_path / "infra" / "template.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_every_role_grants_exactly_what_its_tasks_need() -> None:
+    assert iam_checks.problems(ROOT / "infra" / "template.yaml") == {source.logical_id: [] for source in SOURCES}
+
+
+def test_the_iam_check_finds_a_missing_grant(tmp_path: Path) -> None:
+    path = _template_with(
+        tmp_path,
+        "Action: [mobiletargeting:UpdateEndpoint, mobiletargeting:GetUserEndpoints, mobiletargeting:PutEvents]",
+        "Action: [mobiletargeting:UpdateEndpoint, mobiletargeting:PutEvents]",
+    )
+    assert iam_checks.problems(path)["DeliverOutcomesStateMachine"] == [
+        "FindUserEndpoints: needs mobiletargeting:GetUserEndpoints on *, which the role does not grant"
+    ]
+
+
+def test_the_iam_check_finds_a_grant_on_the_wrong_resource_and_one_nothing_uses(tmp_path: Path) -> None:
+    path = _template_with(
+        tmp_path,
+        "              Action: states:StartExecution\n              Resource: !Ref DeliverOutcomesStateMachine",
+        "              Action: states:StartExecution\n              Resource: !Ref SyncRulesStateMachine",
+    )
+    assert iam_checks.problems(path)["EvaluatePeriodsStateMachine"] == [
+        "StartRedelivery: needs states:StartExecution on arn:DeliverOutcomesStateMachine, which the role does not "
+        "grant",
+        "the role grants states:StartExecution on arn:SyncRulesStateMachine, which no Task needs",
+    ]
+
+
+def test_the_aws_language_service_accepts_every_definition_and_finds_a_broken_one() -> None:
+    definitions = {source.path.name: source.substituted() for source in SOURCES}
+    assert language_service_problems(definitions) == []
+    broken = copy.deepcopy(definitions["sync_rules.asl.json"])
+    broken["States"]["Valid"]["Choices"][0]["Next"] = "Nowhere"
+    broken["States"]["Synced"]["Type"] = "Teleport"
+    found = language_service_problems({"broken.json": broken})
+    assert any(problem.startswith("broken.json:") and "existing state" in problem for problem in found), found
+    assert len(found) >= 2

@@ -143,6 +143,7 @@ def test_two_executions_committing_one_user_and_rule_concurrently(aws: LocalAws,
     result = aws.start_sync_execution(machine, _pipes_batch(first), name="first")
     assert result.status == "SUCCEEDED" and interleaved[0].status == "SUCCEEDED"
     assert "ResolveConflict" in aws.entered_states(result.arn)
+    assert "ConflictBackoff" in aws.entered_states(result.arn)  # not committed again at once
     assert "ResolveConflict" not in aws.entered_states(interleaved[0].arn)
     assert actual(product) == expected(rules, second + first)  # the commit order is the stream order
     assert product.counters()[("u1", "aggregate-redbutton")].version == 2
@@ -268,4 +269,21 @@ def test_a_throttled_batch_fails_its_execution_and_the_retry_counts_once(aws: Lo
     statuses = [execution.status for execution in report.executions]
     assert statuses[0] == "FAILED" and statuses[-1] == "SUCCEEDED" and report.retries + report.bisections >= 1
     assert "ProvisionedThroughputExceeded" in str(report.executions[0].error) + str(report.executions[0].cause)
+    assert actual(product) == expected([REDBUTTON], events)
+
+
+def test_a_transaction_cancelled_for_capacity_is_committed_again_after_a_backoff(
+    aws: LocalAws, product: LocalProduct
+) -> None:
+    """TransactionCanceledException also means throttling or a concurrent transaction, not only a conflict: the
+    group is resolved (nothing was counted yet, so the same commit), waits, and commits once."""
+    product.put_rules([REDBUTTON])
+    events = [click("u1", "redbutton", n) for n in range(5)]
+    product.put_events(events)
+    aws.fail_next("dynamodb", "TransactWriteItems", 1, "TransactionCanceledException")
+    report = product.ingest()
+    _all_succeeded(report)
+    states = aws.entered_states(report.executions[0].arn)
+    assert states.index("ResolveConflict") < states.index("ConflictBackoff") < len(states)
+    assert states.count("CommitChunk") == 2
     assert actual(product) == expected([REDBUTTON], events)

@@ -77,7 +77,8 @@ def test_the_sample_sheet_fills_the_rules_table_and_again_changes_nothing(
 
     aws.reset_request_counts()
     again = synced(product, "honeycode_rules.csv", content)
-    assert again == {"created": [], "changed": [], "deleted": [], "unchanged": 5}
+    counts = {"created": 0, "changed": 0, "deleted": 0, "unchanged": 5}
+    assert again == {"created": [], "changed": [], "deleted": [], "unchanged": 5, "counts": counts}
     assert "events.PutEvents" not in aws.request_counts()  # no RulesSynced, nothing else either
     assert product.apply_rule_changes().records_read == 0  # nothing written: no purge, no evaluation
 
@@ -91,9 +92,13 @@ def test_a_file_with_one_invalid_row_changes_nothing_and_gets_a_report(aws: Loca
     assert rules_table(product) == before
     report_object = aws.client("s3").get_object(Bucket=product.table("DataBucket"), Key="rules/rules.csv.errors.json")
     report = json.loads(report_object["Body"].read())
-    assert report == {"file": "rules/rules.csv", "problems": ["row 2, column Target-C: 'five' is not a whole number"]}
+    assert report == {
+        "file": "rules/rules.csv",
+        "problems": ["row 2, column Target-C: 'five' is not a whole number"],
+        "problems_total": 1,
+    }
     assert aws.request_counts().get("events.PutEvents") == 1  # RulesRejected
-    assert "PutRules" not in aws.entered_states(result.arn)
+    assert "WriteRules" not in aws.entered_states(result.arn)
 
     fixed = synced(product, "rules.csv", sheet(GREEN.format(target=6), RED))
     assert fixed["changed"] == ["aggregate-greenbutton"]

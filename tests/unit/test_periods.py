@@ -178,6 +178,18 @@ def test_duplicate_events_count_once() -> None:
     assert evaluate_period(GREENBUTTON_DATE, LATER, doubled).qualified == frozenset()
 
 
+def test_users_sharing_event_ids_count_apart() -> None:
+    """SPEC 2.4: an event id names an event of its user only (rolled-up days and open days read together)."""
+    events = _events(*[(user, dt.datetime(2021, 1, 5, tzinfo=UTC), "300") for user in ("u1", "u2")])
+    events["event_id"] = "1"
+    doubled = pd.concat([events, events], ignore_index=True)
+    totals = totals_per_user(doubled, GREENBUTTON_DATE.period_at(LATER))
+    assert totals["count"].to_dict() == {"u1": 1, "u2": 1}
+    assert evaluate_period(GREENBUTTON_DATE, LATER, doubled).qualified == frozenset()  # 300 each, not 600
+    (dropped,) = evaluate_period(GREENBUTTON_DATE, LATER, doubled, previously_qualified=["u1"]).outcomes
+    assert dropped.kind is OutcomeKind.DISQUALIFIED and len(dropped.evidence["events"]) == 1
+
+
 def test_outcome_ids_name_the_evaluation() -> None:
     rule = Rule("w", RuleType.WINDOW, "x", count=CountCondition(Operator.GREATER_OR_EQUAL, 1), days=1)
     events = _events(("u1", dt.datetime(2021, 1, 5, tzinfo=UTC), "1"))

@@ -55,13 +55,13 @@ def _one_at_a_time(rule: Rule, stream: list[Event]) -> tuple[CounterState, list[
 
 def _in_deliveries(rule: Rule, deliveries: list[list[Event]]) -> tuple[CounterState, list[Outcome]]:
     """Each delivery is deduplicated against the claims committed so far, then replayed carrying state."""
-    state, outcomes, claimed = CounterState(), [], set[str]()
+    state, outcomes, claimed = CounterState(), [], set[tuple[str, str]]()
     for batch in deliveries:
         fresh = first_occurrences(batch, claimed)
         result = replay(state, rule, "u1", fresh)
         state = result.state
         outcomes.extend(result.outcomes)
-        claimed.update(item.event_id for item in fresh)
+        claimed.update(item.key for item in fresh)
     return state, outcomes
 
 

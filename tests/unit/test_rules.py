@@ -176,4 +176,25 @@ def test_matching_goes_through_the_event_type_index_and_the_attribute_filter() -
 def test_first_occurrences_keeps_the_first_copy_in_order() -> None:
     a, b, c = event(1), event(2), event(3)
     assert first_occurrences([a, b, a, c, b]) == [a, b, c]
-    assert first_occurrences([a, b, c], already_seen=[b.event_id]) == [a, c]
+    assert first_occurrences([a, b, c], already_seen=[b.key]) == [a, c]
+
+
+def test_a_batch_groups_each_event_once_per_rule_as_the_claims_do() -> None:
+    """SPEC 6's claims are per (rule, identity, event_id): a batch dedupes the same way, so batching never matters."""
+    taps = Rule("taps", RuleType.AGGREGATE, "tap", count=CountCondition(Operator.GREATER, 0))
+    views = Rule("views", RuleType.AGGREGATE, "view", count=CountCondition(Operator.GREATER, 0))
+    index = RuleIndex([taps, views])
+    tap = replace(event(1, user="ann", event_type="tap"), event_id="1")
+    bobs = replace(tap, user_id="bob")  # another user's event with the same id
+    view = replace(tap, event_type="view")  # ann's id reused for another record
+    later_tap = replace(tap, timestamp_ms=tap.timestamp_ms + 1)  # and for another tap
+    groups = index.group_aggregate([tap, bobs, tap, view, later_tap])
+    assert groups == {("ann", "taps"): [tap], ("bob", "taps"): [bobs], ("ann", "views"): [view]}
+
+
+def test_first_occurrences_never_merges_two_users_events() -> None:
+    """SPEC 2.4: event ids are scoped to the identity."""
+    ann = replace(event(1, user="ann"), event_id="1")
+    bob = replace(event(1, user="bob"), event_id="1")
+    assert first_occurrences([ann, bob, ann, bob]) == [ann, bob]
+    assert first_occurrences([ann, bob], already_seen=[("ann", "1")]) == [bob]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from incremental_analytics.domain.honeycode import load_honeycode_csv
 from incremental_analytics.domain.rules import (
     AttributeFilter,
     CountCondition,
@@ -16,7 +17,7 @@ from incremental_analytics.domain.rules import (
     RuleType,
     SumCondition,
 )
-from incremental_analytics.domain.rules_loading import RulesError, load_honeycode_csv, load_rules_file
+from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 
 HEADER = (
     "RuleType,EventName,AttributeName,AttributeValue,Operator-C,Target-C,Operator-V,Target-V,"
@@ -193,7 +194,7 @@ def test_every_problem_of_a_json_file_is_listed_with_its_path() -> None:
         ("rules.json", '{"rules": [], "extra": 1}', "extra: unknown top-level key"),
         ("rules.json", "[1]", "rules[0]: must be an object"),
         ("rules.yaml", "rules: [a: b", "not valid YAML"),
-        ("rules.csv", "", "row 1: the file is empty"),
+        ("rules.csv", "", "no rules: the file is empty"),
     ],
 )
 def test_unreadable_files_give_a_clear_problem(name: str, text: str, problem: str) -> None:

@@ -67,3 +67,21 @@ def test_deleted_created_and_rewritten_rules() -> None:
     assert moved is not None and moved.purge and moved.evaluate
     disabled = classify_change("spend", SPEND, dataclasses.replace(SPEND, enabled=False))
     assert disabled is not None and not disabled.evaluate and not disabled.purge
+
+
+def test_a_sync_is_planned_as_pages_of_table_writes_and_a_bounded_summary() -> None:
+    from incremental_analytics.adapters.rules_files import WRITES_PER_PAGE
+    from incremental_analytics.handlers.rules_sync import RULE_IDS_LISTED, plan_sync
+
+    current = [dataclasses.replace(CLICKS, rule_id=f"old-{n:03d}") for n in range(130)] + [CLICKS]
+    wanted = [dataclasses.replace(CLICKS, rule_id=f"new-{n:03d}") for n in range(120)] + [CLICKS]
+    pages, summary = plan_sync(current, wanted, dt.datetime(2021, 1, 1, tzinfo=dt.UTC), "Rules")
+    requests = [request for page in pages for request in page["Rules"]]
+    assert [len(page["Rules"]) for page in pages] == [WRITES_PER_PAGE] * 10
+    assert [r["PutRequest"]["Item"]["rule_id"]["S"] for r in requests[:120]] == [f"new-{n:03d}" for n in range(120)]
+    assert [r["DeleteRequest"]["Key"] for r in requests[120:]] == [
+        {"rule_id": {"S": f"old-{n:03d}"}} for n in range(130)
+    ]
+    assert summary["counts"] == {"created": 120, "changed": 0, "deleted": 130, "unchanged": 1}
+    assert len(summary["created"]) == len(summary["deleted"]) == RULE_IDS_LISTED and summary["unchanged"] == 1
+    assert plan_sync([CLICKS], [CLICKS], dt.datetime(2021, 1, 1, tzinfo=dt.UTC), "Rules")[0] == []

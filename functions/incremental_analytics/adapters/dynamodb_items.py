@@ -3,7 +3,8 @@
 Counters table (one table, two kinds of item under each user's partition):
   counter   pk=U#<user>  sk=R#<rule_id>                              the state of one (user, aggregate rule):
             `st` {count, sum, cycle, qualified}, `version`, and `recent`, the evidence ring of the latest events
-  claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL
+  claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL (an
+            event id longer than 256 UTF-8 bytes is claimed by its hash, `#<sha256>`: a sort key holds 1024 bytes)
   period    pk=P#<rule_id>  sk=I#<identity>                         a date/window rule's evaluation state
 Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purging a rule's state.
 
@@ -13,7 +14,10 @@ each sink's status (domain.delivery.SinkStatus), and `delivery_attempts`; and, w
 `undelivered` GSI that the scheduled redelivery and `outcomes pending|abandoned` read. Its stream (keys only)
 feeds the Pipe that delivers each new outcome.
 
-Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<event_id>, with a TTL.
+Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash of the event>, with a
+TTL. The hash covers the user, the event id, the attributes and the metrics: copies of a record are one item
+(puts are idempotent), two users' events with one id are two (SPEC 2.4), and so are two records that reuse an
+id for other content, of which the period evaluation counts one (domain.periods.distinct_events).
 A map keeps no key order, so an event with several metrics also carries `metric_order` (SPEC 2.5's first metric).
 """
 
@@ -33,7 +37,7 @@ from incremental_analytics.domain.delivery import initial_delivery
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
-from incremental_analytics.domain.rules import iso_instant
+from incremental_analytics.domain.rules import iso_instant, short_hash
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -69,8 +73,16 @@ def counter_key(user_id: str, rule_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"U#{user_id}"}, "sk": {"S": f"R#{rule_id}"}}
 
 
+CLAIMED_ID_BYTES = 256  # with `D#<rule_id>#<identity>#` (at most 84 bytes), well inside a 1024-byte sort key
+
+
 def claim_key(user_id: str, rule_id: str, identity: str, event_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"U#{user_id}"}, "sk": {"S": f"D#{rule_id}#{identity}#{event_id}"}}
+    """The claim of one event of one user for one rule (its counting identity): per user, so ids never collide
+    across users. A given event id may be 256 characters of up to 4 bytes each: a long one is claimed by its hash."""
+    claimed = event_id
+    if len(event_id.encode()) > CLAIMED_ID_BYTES:
+        claimed = "#" + hashlib.sha256(event_id.encode()).hexdigest()
+    return {"pk": {"S": f"U#{user_id}"}, "sk": {"S": f"D#{rule_id}#{identity}#{claimed}"}}
 
 
 def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> tuple[CounterState, int, bool]:
@@ -285,7 +297,7 @@ def timeseries_item(event: Event, *, shards: int, ttl_seconds: int) -> dict[str,
     day = dt.datetime.fromtimestamp(event.timestamp_ms / 1000, dt.UTC).date()
     return {
         "pk": {"S": timeseries_partition(event.event_type, day, timeseries_shard(event.user_id, shards))},
-        "sk": {"S": f"{event.timestamp_ms:013d}#{event.event_id}"},
+        "sk": {"S": f"{event.timestamp_ms:013d}#{_content_hash(event)}"},
         **item_to_dynamo(
             {
                 "user_id": event.user_id,
@@ -299,6 +311,11 @@ def timeseries_item(event: Event, *, shards: int, ttl_seconds: int) -> dict[str,
             }
         ),
     }
+
+
+def _content_hash(event: Event) -> str:
+    metrics = [[name, str(value)] for name, value in event.metrics.items()]  # in order: the first one counts
+    return short_hash([event.user_id, event.event_id, dict(event.attributes), metrics], 32)
 
 
 def timeseries_event(item: Mapping[str, Any]) -> tuple[str, int, dict[str, str], dict[str, Decimal], str | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -61,9 +61,8 @@ def qualified_key(rule: Rule, run: str) -> str:
 
 
 def read_day(client: Any, table: str, rule: Rule, day: dt.date, shard: int) -> DayEvents:
-    """Every item of one time-series partition, the rule's matching events kept (each event_id once)."""
+    """Every item of one time-series partition, the rule's matching events kept."""
     partition = items.timeseries_partition(rule.event_type, day, shard)
-    rows: dict[str, tuple[str, str, int, Decimal, str | None]] = {}
     read = 0
     paginator = client.get_paginator("query")
     pages = paginator.paginate(
@@ -71,14 +70,25 @@ def read_day(client: Any, table: str, rule: Rule, day: dt.date, shard: int) -> D
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": partition}},
     )
-    for page in pages:
-        read += int(page.get("Count", 0))
-        for item in page.get("Items", []):
-            user_id, timestamp_ms, attributes, metrics, endpoint = items.timeseries_event(item)
-            if rule.matches(rule.event_type, attributes):
-                event_id = item["event_id"]["S"]
-                rows[event_id] = (user_id, event_id, timestamp_ms, rule.value_of(metrics), endpoint)
-    return DayEvents(list(rows.values()), read)
+
+    def each_item() -> Iterator[dict[str, Any]]:
+        nonlocal read
+        for page in pages:
+            read += int(page.get("Count", 0))
+            yield from page.get("Items", [])
+
+    rows = matching_rows(each_item(), rule)
+    return DayEvents(rows, read)
+
+
+def matching_rows(found: Iterable[dict[str, Any]], rule: Rule) -> list[tuple[str, str, int, Decimal, str | None]]:
+    """The rule's matching events among time-series items (the evaluation counts each (user, event_id) once)."""
+    rows = []
+    for item in found:
+        user_id, timestamp_ms, attributes, metrics, endpoint = items.timeseries_event(item)
+        if rule.matches(rule.event_type, attributes):
+            rows.append((user_id, item["event_id"]["S"], timestamp_ms, rule.value_of(metrics), endpoint))
+    return rows
 
 
 def frame(rows: Sequence[tuple[str, str, int, Decimal, str | None]]) -> pd.DataFrame:

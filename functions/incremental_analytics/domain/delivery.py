@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from incremental_analytics.domain.events import endpoint_of_identity
 from incremental_analytics.domain.outcomes import Outcome, OutcomeKind
 from incremental_analytics.domain.rules import iso_instant
 
@@ -154,20 +155,30 @@ def safe_endpoint(endpoint_id: str | None) -> str | None:
     return endpoint_id if endpoint_id is not None and _SAFE_ENDPOINT.match(endpoint_id) else None
 
 
-def delivery_item(outcome: Outcome, *, endpoint_id: str | None, profile_key: str) -> dict[str, Any]:
-    """One outcome's delivery request: the outcome plus each sink's request pieces.
+def delivery_item(
+    outcome: Outcome, *, endpoint_id: str | None, profile_key: str, profile_endpoint_key: str
+) -> dict[str, Any]:
+    """One outcome's delivery request, as the outbox keeps it: the outcome plus each sink's request pieces.
 
-    `endpoint_id` is the endpoint named on the user's latest event; the Pinpoint sink uses it only when
-    GetUserEndpoints says it is one of this user's (an event must never move another user's endpoint).
+    An `endpoint:<id>` identity (SPEC 2.1) is addressed by that endpoint, whatever an event named: Pinpoint
+    updates that endpoint (its user attributes, never its user id) or puts the event to it, and Customer Profiles
+    finds the profile by `profile_endpoint_key`. Any other identity is a user id: `endpoint_id` is then the
+    endpoint its latest event named, which the Pinpoint sink uses only when GetUserEndpoints says it is one of
+    this user's (an event must never move another user's endpoint), and the profile is found by `profile_key`.
     """
+    addressed = endpoint_of_identity(outcome.user_id)
     item: dict[str, Any] = {
         "outcome": outcome.to_dict(),
         "user_id": outcome.user_id,
         "outcome_id": outcome.outcome_id,
         "kind": outcome.kind.value,
         "detail_type": DETAIL_TYPES[outcome.kind],
-        "endpoint_id": safe_endpoint(endpoint_id),
+        "endpoint_id": safe_endpoint(endpoint_id if addressed is None else addressed),
     }
+    if addressed is not None:
+        item["endpoint_identity"] = True
+        item["profile_search"] = {"key_name": profile_endpoint_key, "value": addressed}
+    profile_owner = {profile_key: outcome.user_id} if addressed is None else {profile_endpoint_key: addressed}
     if outcome.kind is OutcomeKind.REACHED:
         item["pinpoint_event"] = {
             "EventType": outcome.output,
@@ -176,7 +187,7 @@ def delivery_item(outcome: Outcome, *, endpoint_id: str | None, profile_key: str
         }
         item["profile_object"] = json.dumps(
             {
-                profile_key: outcome.user_id,
+                **profile_owner,
                 "event_type": outcome.output,
                 "rule_id": outcome.rule_id,
                 "outcome_id": outcome.outcome_id,

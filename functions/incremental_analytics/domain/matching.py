@@ -42,20 +42,29 @@ class RuleIndex:
                 yield Match(rule, event)
 
     def group_aggregate(self, events: Sequence[Event]) -> dict[tuple[str, str], list[Event]]:
-        """(user_id, rule_id) -> that user's matching events for an aggregate rule, in stream order."""
+        """(user_id, rule_id) -> that user's matching events for an aggregate rule, in stream order, each event
+        (`Event.key`) once: the first record of an id that matches a rule is the one that rule counts.
+
+        This is the claims' own rule (SPEC 6: a dedupe record per (rule, identity, event_id)), applied inside a
+        batch too, so that batching never changes what is counted, even where a producer reuses an id for
+        records that differ (which then count, each for the rules the first of them matches)."""
         groups: dict[tuple[str, str], list[Event]] = {}
+        seen: set[tuple[str, str, str]] = set()
         for match in self.matches(events):
-            if match.rule.type is RuleType.AGGREGATE:
+            claim = (match.rule.rule_id, *match.event.key)
+            if match.rule.type is RuleType.AGGREGATE and claim not in seen:
+                seen.add(claim)
                 groups.setdefault((match.event.user_id, match.rule.rule_id), []).append(match.event)
         return groups
 
 
-def first_occurrences(events: Iterable[Event], already_seen: Iterable[str] = ()) -> list[Event]:
-    """The events whose event_id was not seen before, in order: the first copy of each wins."""
+def first_occurrences(events: Iterable[Event], already_seen: Iterable[tuple[str, str]] = ()) -> list[Event]:
+    """The events not seen before, in order: the first copy of each wins. An event is its (identity, event_id)
+    (`Event.key`): ids are scoped to the identity, so two users' events never collapse, whatever their ids."""
     seen = set(already_seen)
     fresh: list[Event] = []
     for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
+        if event.key not in seen:
+            seen.add(event.key)
             fresh.append(event)
     return fresh

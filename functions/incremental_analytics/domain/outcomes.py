@@ -8,7 +8,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from incremental_analytics.domain.rules import ConditionCheck, Period, Rule, iso_ms, json_number, short_hash
+from incremental_analytics.domain.numbers import json_number
+from incremental_analytics.domain.rules import ConditionCheck, Period, Rule, iso_ms, short_hash
 
 EVIDENCE_EVENTS = 20
 

@@ -1,6 +1,7 @@
 """SPEC 4.2: the state of a date or window rule's period, per user, with pandas.
 
-Values stay exact: the `value` and `sum` columns hold `decimal.Decimal` objects, never floats.
+Values stay exact: the `value` and `sum` columns hold `decimal.Decimal` objects, never floats, summed at
+DynamoDB's 38 digits (domain/numbers.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import cast
 
 import pandas as pd
 
+from incremental_analytics.domain import numbers
 from incremental_analytics.domain.outcomes import (
     EVIDENCE_EVENTS,
     Contribution,
@@ -23,6 +25,7 @@ from incremental_analytics.domain.outcomes import (
 from incremental_analytics.domain.rules import Period, Rule, RuleType, epoch_ms
 
 EVENT_COLUMNS = ("user_id", "event_id", "timestamp_ms", "value")
+EVENT_KEY = ["user_id", "event_id"]  # SPEC 2.4: an event id names an event only within its identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +41,26 @@ def empty_events() -> pd.DataFrame:
 
 
 def totals_per_user(events: pd.DataFrame, period: Period) -> pd.DataFrame:
-    """Count and exact sum per user of the events inside the period (each event_id once)."""
-    inside = events[(events["timestamp_ms"] >= period.start_ms) & (events["timestamp_ms"] < period.end_ms)]
-    inside = inside.drop_duplicates("event_id")
+    """Count and exact sum per user of the events inside the period (each (user, event_id) once)."""
+    inside = distinct_events(
+        events[(events["timestamp_ms"] >= period.start_ms) & (events["timestamp_ms"] < period.end_ms)]
+    )
     grouped = inside.groupby("user_id", sort=True)["value"]
     totals = pd.DataFrame({"count": grouped.size().astype("int64"), "sum": grouped.agg(_exact_sum)})
     totals.index.name = "user_id"
     return totals
 
 
+def distinct_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Each event, (user, event_id), once. Rows of one event are normally copies of one record; should a producer
+    reuse an id for records that differ, the earliest (then the smallest value) is kept, whatever order the rows
+    were read in, so that no reading or batching order changes a period's figures."""
+    ordered = events.sort_values([*EVENT_KEY, "timestamp_ms", "value"], kind="stable")
+    return ordered.drop_duplicates(EVENT_KEY)
+
+
 def _exact_sum(values: pd.Series) -> Decimal:
-    return sum(values, Decimal(0))
+    return numbers.total(values)
 
 
 def evaluate_period(
@@ -124,11 +136,13 @@ def _contributions_by_user(
     """The latest contributing events of the given users, for evidence."""
     if not users:
         return {}
-    inside = events[
-        events["user_id"].isin(users)
-        & (events["timestamp_ms"] >= period.start_ms)
-        & (events["timestamp_ms"] < period.end_ms)
-    ].drop_duplicates("event_id")
+    inside = distinct_events(
+        events[
+            events["user_id"].isin(users)
+            & (events["timestamp_ms"] >= period.start_ms)
+            & (events["timestamp_ms"] < period.end_ms)
+        ]
+    )
     latest = inside.sort_values(["user_id", "timestamp_ms", "event_id"]).groupby("user_id").tail(EVIDENCE_EVENTS)
     return {
         str(user_id): tuple(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from incremental_analytics.domain.events import Event
+from incremental_analytics.domain.numbers import add
 from incremental_analytics.domain.outcomes import (
     EVIDENCE_EVENTS,
     Contribution,
@@ -53,7 +54,7 @@ def replay_contributions(
     outcomes: list[Outcome] = []
     for contribution in contributions:
         count += 1
-        total += contribution.value
+        total = add(total, contribution.value)
         recent = (*recent, contribution)[-EVIDENCE_EVENTS:]
         checks = rule.check(count, total)
         met = all(check.holds for check in checks)

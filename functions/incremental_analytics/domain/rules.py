@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from incremental_analytics.domain.numbers import json_number, to_decimal
+
 
 class RuleType(StrEnum):
     AGGREGATE = "aggregate"
@@ -258,20 +260,6 @@ def parse_instant(text: str) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
     return moment.astimezone(dt.UTC)
-
-
-def to_decimal(value: int | float | str | Decimal) -> Decimal:
-    """Exact decimal of a parsed number: floats go through their shortest repr, so 19.99 stays 19.99."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return Decimal(value)
-
-
-def json_number(value: Decimal | int) -> int | float:
-    """A decimal as a JSON number: integral values as integers, others by their nearest float."""
-    if isinstance(value, int):
-        return value
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def canonical_json(value: Any) -> str:

@@ -175,6 +175,7 @@ def evaluate_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
             outcome.with_execution(execution),
             endpoint_id=endpoints.get(outcome.user_id),
             profile_key=config.profiles_key_name,
+            profile_endpoint_key=config.profiles_endpoint_key_name,
         )
         for outcome in result.outcomes
     ]

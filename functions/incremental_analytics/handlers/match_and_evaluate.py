@@ -55,7 +55,10 @@ def group_payload(
     for position, chunk in enumerate(chunks):
         chunk_deliveries = [
             delivery_item(
-                outcome.with_execution(execution), endpoint_id=endpoint_id, profile_key=config.profiles_key_name
+                outcome.with_execution(execution),
+                endpoint_id=endpoint_id,
+                profile_key=config.profiles_key_name,
+                profile_endpoint_key=config.profiles_endpoint_key_name,
             )
             for outcome in chunk.outcomes
         ]
@@ -107,8 +110,8 @@ def evaluate_batch(
     ruled = index.system_event_types
     parsed = [event_from_task(data) for data in task_events]
     kept = [e for e in parsed if not e.event_type.startswith(SYSTEM_EVENT_PREFIX) or e.event_type in ruled]
-    events = first_occurrences(kept)
-    groups = index.group_aggregate(events)
+    events = first_occurrences(kept)  # the distinct events, for the summary
+    groups = index.group_aggregate(kept)
     by_id = {rule.rule_id: rule for rule in rules}
     counters = {
         (item["pk"]["S"][2:], item["sk"]["S"][2:]): item
@@ -125,13 +128,13 @@ def evaluate_batch(
                 rule=rule,
                 user_id=user_id,
                 events=[Contribution(e.event_id, e.timestamp_ms, rule.value_of(e.metrics)) for e in group_events],
-                endpoint_id=_latest_endpoint(events, user_id),
+                endpoint_id=_latest_endpoint(kept, user_id),
                 counter=items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity),
                 execution=execution,
                 now=now,
             )
         )
-    timeseries = _timeseries_batches(config, events)
+    timeseries = _timeseries_batches(config, kept)
     spilled = spill_if_large(config, payloads, timeseries, execution)
     return {
         "groups": payloads,
@@ -154,16 +157,15 @@ def _latest_endpoint(events: Sequence[Event], user_id: str) -> str | None:
 
 
 def _timeseries_batches(config: Settings, events: Sequence[Event]) -> list[dict[str, Any]]:
-    writes = [
-        {
-            "PutRequest": {
-                "Item": items.timeseries_item(
-                    event, shards=config.timeseries_shards, ttl_seconds=config.timeseries_retention_days * 86_400
-                )
-            }
-        }
-        for event in events
-    ]
+    """Every event's time-series item, each key once (BatchWriteItem refuses a key twice in a request): copies
+    of a record are one item, records that reuse an id for other content are items of their own."""
+    puts = {}
+    for event in events:
+        item = items.timeseries_item(
+            event, shards=config.timeseries_shards, ttl_seconds=config.timeseries_retention_days * 86_400
+        )
+        puts[(item["pk"]["S"], item["sk"]["S"])] = item
+    writes = [{"PutRequest": {"Item": item}} for item in puts.values()]
     return [
         {"RequestItems": {config.timeseries_table: writes[start : start + TIMESERIES_BATCH]}}
         for start in range(0, len(writes), TIMESERIES_BATCH)

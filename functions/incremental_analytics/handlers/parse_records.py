@@ -6,24 +6,31 @@ import base64
 import binascii
 import time
 from collections import Counter
+from collections.abc import Container
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from incremental_analytics.domain.events import Event, Ignored, Rejected, RejectReason, normalise
+from incremental_analytics.adapters.aws_clients import client
+from incremental_analytics.adapters.dynamodb_io import RulesCache
+from incremental_analytics.domain.events import Event, IdentityMode, Ignored, Rejected, RejectReason, normalise
+from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.models import event_to_task
 from incremental_analytics.observability import logger, metrics, tracer
+from incremental_analytics.settings import Settings
+
+_rules = RulesCache()
 
 
-class _Every:
-    """Every `_` event type is kept here; MatchAndEvaluate, which knows the rules, ignores the unruled ones."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-def parse_batch(records: list[dict[str, Any]], now_ms: int) -> dict[str, Any]:
+def parse_batch(
+    records: list[dict[str, Any]],
+    now_ms: int,
+    *,
+    ruled_system_events: Container[str] = (),
+    identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT,
+) -> dict[str, Any]:
+    """SPEC 2.2's checks need the rules: an unruled `_` event is ignored before its user or time is checked."""
     events: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     ignored = 0
@@ -32,7 +39,7 @@ def parse_batch(records: list[dict[str, Any]], now_ms: int) -> dict[str, Any]:
             data = base64.b64decode(record["data"], validate=True)
         except (binascii.Error, KeyError, TypeError):
             data = b"\xff"  # not decodable: rejected as not_json like any unreadable payload
-        result = normalise(data, now_ms=now_ms, ruled_system_events=_Every())
+        result = normalise(data, now_ms=now_ms, ruled_system_events=ruled_system_events, identity=identity)
         if isinstance(result, Event):
             events.append(event_to_task(result))
         elif isinstance(result, Ignored):
@@ -59,7 +66,14 @@ def _reject(record: dict[str, Any], rejection: Rejected) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = parse_batch(list(event["records"]), now_ms=int(time.time() * 1000))
+    config = Settings.from_environment()
+    rules = _rules.get(client("dynamodb"), config.rules_table, config.rules_cache_seconds)
+    result = parse_batch(
+        list(event["records"]),
+        now_ms=int(time.time() * 1000),
+        ruled_system_events=RuleIndex(rules).system_event_types,
+        identity=config.identity,
+    )
     reasons = Counter(reject["reason"] for reject in result["rejects"])
     metrics.add_metric(name="Records", unit=MetricUnit.Count, value=result["records"])
     metrics.add_metric(name="IgnoredRecords", unit=MetricUnit.Count, value=result["ignored"])

@@ -1,0 +1,173 @@
+"""AWS's rules that both the local engine (glue.py) and the static checks (asl_checks.py) enforce, defined once.
+
+Each rule names the AWS documentation it follows. The engine refuses what AWS refuses; the checks refuse a
+definition that relies on something AWS never does.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import botocore.session
+
+# Step Functions, "Service quotas" (quotas related to state machine executions): the maximum input or output
+# size for a task, state or execution is 256 KiB of UTF-8 encoded data; over it, `States.DataLimitExceeded`.
+# The API reference gives the same bound as the maximum length of every input/output field: 262144 bytes.
+# EventBridge Pipes, "Batching and concurrency": a Step Functions target takes at most 262144 of payload.
+PAYLOAD_LIMIT_BYTES = 262_144
+
+
+def payload_bytes(value: Any) -> int:
+    """The size Step Functions counts: the UTF-8 bytes of the value as JSON text (a string counts as it is)."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8"))
+
+
+# Step Functions, "Handling errors in Step Functions workflows": `States.ALL` cannot catch the terminal
+# `States.DataLimitExceeded` nor `States.Runtime`.
+NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded", "States.Runtime"})
+
+# Step Functions, "Learning to use AWS service SDK integrations": an AWS SDK integration's error is
+# `ServiceName.ErrorName`, both in PascalCase, always with the `Exception` suffix (S3's `BucketAlreadyExists` is
+# `S3.BucketAlreadyExistsException`, ACM PCA's service is `AcmPca`). The service names are the AWS SDK's
+# client names; an error code the service model does not declare surfaces as the SDK's base exception
+# (`S3.S3Exception`, `DynamoDb.DynamoDbException`), and a client-side failure as `<Service>.SdkClientException`.
+SDK_SERVICE_ERROR_NAMES = {
+    "appflow": "Appflow",
+    "cloudwatch": "CloudWatch",
+    "customerprofiles": "CustomerProfiles",
+    "dynamodb": "DynamoDb",
+    "eventbridge": "EventBridge",
+    "kinesis": "Kinesis",
+    "lambda": "Lambda",
+    "pinpoint": "Pinpoint",
+    "s3": "S3",
+    "sfn": "Sfn",
+    "sns": "Sns",
+    "sqs": "Sqs",
+}
+
+# The service name in an `aws-sdk:` Resource -> botocore's (where they differ).
+SDK_TO_BOTOCORE = {"customerprofiles": "customer-profiles", "sfn": "stepfunctions", "eventbridge": "events"}
+
+# The optimised integrations each raise under their own prefix (ENGINEERING.md 2b, checked against each
+# integration's page): `dynamodb:*` (Java SDK v1: `DynamoDB.ConditionalCheckFailedException`,
+# `DynamoDB.AmazonDynamoDBException`), `lambda:invoke` (`Lambda.ServiceException`, ...), `states:startExecution*`
+# ("Start workflow executions from a task state": `StepFunctions.ExecutionLimitExceeded`, the API's error code
+# as it stands), `events:putEvents` ("Add EventBridge events": a non-zero FailedEntryCount fails the Task with
+# `EventBridge.FailedEntry`).
+OPTIMISED_PREFIXES = {
+    "dynamodb": "DynamoDB",
+    "lambda": "Lambda",
+    "states": "StepFunctions",
+    "events": "EventBridge",
+}
+OPTIMISED_BOTOCORE = {"dynamodb": "dynamodb", "lambda": "lambda", "states": "stepfunctions", "events": "events"}
+# The error of an optimised integration for a code its service model does not declare.
+OPTIMISED_BASE_ERRORS = {
+    "dynamodb": "DynamoDB.AmazonDynamoDBException",
+    "lambda": "Lambda.AWSLambdaException",
+    "states": "StepFunctions.AWSStepFunctionsException",
+    "events": "EventBridge.AmazonEventBridgeException",
+}
+# Raised by the service integration itself, not by the service's API.
+INTEGRATION_ERRORS = {
+    "events": frozenset({"EventBridge.FailedEntry"}),
+    "lambda": frozenset({"Lambda.ServiceException", "Lambda.SdkClientException", "Lambda.Unknown"}),
+    "states": frozenset({"StepFunctions.SdkClientException"}),
+    "dynamodb": frozenset({"DynamoDB.SdkClientException"}),
+}
+
+
+class UnknownIntegration(ValueError):
+    pass
+
+
+def integration(resource: str) -> tuple[str, str, str]:
+    """A Task's Resource as (kind, service, action): kind is "aws-sdk", "optimised" or "lambda-arn"."""
+    if resource.startswith("arn:aws:lambda:"):
+        return "lambda-arn", "lambda", "invoke"
+    prefix = "arn:aws:states:::"
+    if not resource.startswith(prefix):
+        raise UnknownIntegration(f"not a service integration: {resource}")
+    parts = resource[len(prefix) :].split(":")
+    if parts[0] == "aws-sdk" and len(parts) >= 3:
+        return "aws-sdk", parts[1], parts[2].split(".")[0]
+    if parts[0] in OPTIMISED_PREFIXES and len(parts) >= 2:
+        return "optimised", parts[0], parts[1].split(".")[0]
+    raise UnknownIntegration(f"no error-name rule for {resource}")
+
+
+def error_prefix(resource: str) -> str:
+    """The prefix of every service error the Task can raise (`States.*` aside)."""
+    kind, service, _ = integration(resource)
+    if kind == "aws-sdk":
+        if service not in SDK_SERVICE_ERROR_NAMES:
+            raise UnknownIntegration(
+                f"no SDK error name known for aws-sdk:{service}: add it to SDK_SERVICE_ERROR_NAMES"
+            )
+        return SDK_SERVICE_ERROR_NAMES[service]
+    return OPTIMISED_PREFIXES[service]
+
+
+@functools.cache
+def modelled_errors(botocore_service: str) -> frozenset[str]:
+    """The error shapes botocore's model of the service declares (the same models the AWS SDKs are built from)."""
+    model = botocore.session.get_session().get_service_model(botocore_service)
+    return frozenset(name for name in model.shape_names if model.shape_for(name).metadata.get("exception"))
+
+
+def _suffixed(name: str) -> str:
+    return name if name.endswith("Exception") else f"{name}Exception"
+
+
+def error_name(resource: str, code: str) -> str:
+    """The error name Step Functions gives a service's error `code` in a Task with this Resource."""
+    kind, service, _ = integration(resource)
+    prefix = error_prefix(resource)
+    if kind == "aws-sdk":
+        modelled = modelled_errors(SDK_TO_BOTOCORE.get(service, service))
+        return f"{prefix}.{_suffixed(code) if code in modelled else prefix + 'Exception'}"
+    if service == "states":
+        return f"{prefix}.{code}"
+    modelled = modelled_errors(OPTIMISED_BOTOCORE[service])
+    return f"{prefix}.{_suffixed(code)}" if code in modelled else OPTIMISED_BASE_ERRORS[service]
+
+
+def raisable_errors(resource: str) -> frozenset[str]:
+    """Every service error name a Task with this Resource can raise (`States.*` and Lambda's function errors
+    aside): a Retry or Catch naming anything else waits for an error that never comes."""
+    kind, service, _ = integration(resource)
+    prefix = error_prefix(resource)
+    if kind == "aws-sdk":
+        modelled = modelled_errors(SDK_TO_BOTOCORE.get(service, service))
+        names = {f"{prefix}.{_suffixed(code)}" for code in modelled}
+        return frozenset(names | {f"{prefix}.{prefix}Exception", f"{prefix}.SdkClientException"})
+    botocore_service = OPTIMISED_BOTOCORE[service]
+    names = {error_name(resource, code) for code in modelled_errors(botocore_service)}
+    names |= {OPTIMISED_BASE_ERRORS[service]} | INTEGRATION_ERRORS.get(service, frozenset())
+    if service == "states":  # the API's throttling code is not in its model but is documented for every API
+        names.add("StepFunctions.ThrottlingException")
+    return frozenset(names)
+
+
+# The error codes each service answers when it throttles a caller (its API reference's error lists; S3's
+# `SlowDown` and CloudWatch's `Throttling` are not in their models, so the SDK raises its base exception).
+THROTTLING_CODES = {
+    "dynamodb": ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"),
+    "s3": ("SlowDown",),
+    "pinpoint": ("TooManyRequestsException",),
+    "customerprofiles": ("ThrottlingException",),
+    "cloudwatch": ("Throttling",),
+    "events": ("ThrottlingException",),
+    "states": ("ThrottlingException",),
+    "lambda": ("TooManyRequestsException",),
+}
+
+
+def throttling_errors(resource: str) -> dict[str, str]:
+    """error name -> the service's error code, for each way the Task's service throttles it."""
+    _, service, _ = integration(resource)
+    return {error_name(resource, code): code for code in THROTTLING_CODES.get(service, ())}

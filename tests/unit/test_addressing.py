@@ -1,0 +1,99 @@
+"""Whom the sinks address (SPEC 5): a user id by its user, an `endpoint:<id>` identity by that endpoint; the keys
+that carry identities and event ids stay within DynamoDB's limits; the `Identity` setting."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from incremental_analytics.adapters.dynamodb_items import claim_key, timeseries_item
+from incremental_analytics.domain.delivery import delivery_item
+from incremental_analytics.domain.events import Event, IdentityMode
+from incremental_analytics.domain.outcomes import OutcomeKind, make_outcome
+from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from incremental_analytics.settings import Settings, SettingsError
+
+RULE = Rule("r", RuleType.AGGREGATE, "x", count=CountCondition(Operator.GREATER, 0), reset=True)
+ENVIRONMENT = {
+    "RULES_TABLE": "rules",
+    "COUNTERS_TABLE": "counters",
+    "AUDIT_TABLE": "audit",
+    "TIMESERIES_TABLE": "ts",
+    "DATA_BUCKET": "bucket",
+    "EVENT_BUS_NAME": "bus",
+}
+
+
+def _delivery(identity: str, kind: OutcomeKind, endpoint_id: str | None = "named-by-an-event") -> dict[str, object]:
+    outcome = make_outcome(
+        RULE,
+        identity,
+        kind,
+        occasion=1 if kind is OutcomeKind.REACHED else None,
+        occurred_at_ms=1_600_000_000_000,
+        checks=RULE.check(1, Decimal(0)),
+        count=1,
+        total=Decimal(0),
+        contributions=(),
+    )
+    return delivery_item(outcome, endpoint_id=endpoint_id, profile_key="_profileId", profile_endpoint_key="ep")
+
+
+def test_a_user_is_addressed_by_the_endpoint_its_event_named_and_its_profile_key() -> None:
+    item = _delivery("u1", OutcomeKind.QUALIFIED)
+    assert item["endpoint_id"] == "named-by-an-event"
+    assert "endpoint_identity" not in item and "profile_search" not in item
+    assert item["pinpoint_user_attributes"] == {"trk_x": ["ready"]}
+    reached = _delivery("u1", OutcomeKind.REACHED)
+    assert json.loads(str(reached["profile_object"]))["_profileId"] == "u1"
+
+
+@pytest.mark.parametrize("kind", list(OutcomeKind))
+def test_an_endpoint_identity_is_addressed_by_its_endpoint(kind: OutcomeKind) -> None:
+    item = _delivery("endpoint:e-42", kind)
+    assert item["endpoint_id"] == "e-42"  # never the endpoint some event named
+    assert item["endpoint_identity"] is True
+    assert item["profile_search"] == {"key_name": "ep", "value": "e-42"}
+    assert item["user_id"] == "endpoint:e-42"  # the outcome keeps the identity
+    if kind is OutcomeKind.REACHED:
+        owner = json.loads(str(item["profile_object"]))
+        assert owner["ep"] == "e-42" and "_profileId" not in owner
+
+
+def test_an_endpoint_id_unfit_for_the_workflows_json_is_not_addressed() -> None:
+    assert _delivery('endpoint:e"}', OutcomeKind.QUALIFIED)["endpoint_id"] is None
+
+
+def test_anonymous_identities_are_user_ids_to_the_sinks() -> None:
+    item = _delivery("anonymous:a1", OutcomeKind.QUALIFIED, endpoint_id=None)
+    assert item["endpoint_id"] is None and "profile_search" not in item
+
+
+def test_a_long_event_id_is_claimed_by_its_hash_within_the_sort_key_limit() -> None:
+    short = claim_key("u", "rule", "0123456789abcdef", "e" * 256)
+    assert short["sk"]["S"].endswith("#" + "e" * 256)
+    wide = claim_key("u" * 256, "r" * 64, "0123456789abcdef", "€" * 256)  # 768 bytes of id
+    assert len(wide["sk"]["S"].encode()) <= 1024 and len(wide["pk"]["S"].encode()) <= 2048
+    assert wide != claim_key("u" * 256, "r" * 64, "0123456789abcdef", "€" * 255 + "e")
+
+
+def test_time_series_keys_of_users_sharing_an_id_differ() -> None:
+    def key(user: str) -> tuple[str, str]:
+        item = timeseries_item(Event("1", user, "x", 1_600_000_000_000), shards=1, ttl_seconds=60)
+        return item["pk"]["S"], item["sk"]["S"]
+
+    assert key("ann") != key("bob")
+    assert len(key("€" * 256)[1].encode()) < 1024
+
+
+def test_the_identity_setting() -> None:
+    assert Settings.from_environment(ENVIRONMENT).identity is IdentityMode.USER_OR_ENDPOINT
+    assert Settings.from_environment({**ENVIRONMENT, "IDENTITY": "user"}).identity is IdentityMode.USER
+    with pytest.raises(SettingsError, match="IDENTITY must be one of user-or-endpoint, user"):
+        Settings.from_environment({**ENVIRONMENT, "IDENTITY": "everyone"})
+    assert (
+        Settings.from_environment({**ENVIRONMENT, "PROFILES_ENDPOINT_KEY_NAME": "pe"}).profiles_endpoint_key_name
+        == "pe"
+    )
