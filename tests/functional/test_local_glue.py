@@ -22,9 +22,6 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback as callback_service,
 )
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_events as events_service,
-)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from incremental_analytics_local import glue
@@ -58,31 +55,6 @@ def test_the_moto_source_the_patches_replace_is_unchanged() -> None:
     assert "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)" in inspect.getsource(callback_service)
     assert callback_service._DELAY_SECONDS_SYNC_CONDITION_CHECK == glue.SYNC_CHECK_SECONDS
     assert "EnteredTime=datetime.datetime.now(tz=datetime.timezone.utc).isoformat()" in inspect.getsource(state_module)
-    events_errors = inspect.getsource(events_service.StateTaskServiceEvents._from_error.__wrapped__)  # type: ignore[attr-defined]
-    assert "SfnFailedEntryCountException" in events_errors and "ClientError" not in events_errors
-
-
-def test_an_eventbridge_task_error_is_named_by_its_code(aws: LocalAws) -> None:
-    bus = aws.client("events").create_event_bus(Name="glue-bus")["EventBusArn"]
-    definition = {
-        "StartAt": "Put",
-        "States": {
-            "Put": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::events:putEvents",
-                "Parameters": {"Entries": [{"EventBusName": bus, "Source": "s", "DetailType": "d", "Detail": {}}]},
-                "Retry": [{"ErrorEquals": ["EventBridge.ThrottlingException"], "MaxAttempts": 1, "IntervalSeconds": 1}],
-                "Catch": [{"ErrorEquals": ["EventBridge.ThrottlingException"], "Next": "Throttled"}],
-                "End": True,
-            },
-            "Throttled": {"Type": "Pass", "End": True},
-        },
-    }
-    arn = _machine(aws, "events-errors", definition, kind="EXPRESS")
-    aws.fail_next("events", "PutEvents", 1, "ThrottlingException")
-    assert aws.entered_states(aws.start_sync_execution(arn, {}, name="retried").arn) == ["Put"]
-    aws.fail_next("events", "PutEvents", 2, "ThrottlingException")
-    assert aws.entered_states(aws.start_sync_execution(arn, {}, name="caught").arn) == ["Put", "Throttled"]
 
 
 def test_executions_started_without_a_name_get_distinct_arns(aws: LocalAws) -> None:
