@@ -737,8 +737,11 @@ def describe_execution(account_id: str, region: str, execution_arn: str) -> dict
         "name": execution.name,
         "stateMachineArn": execution.state_machine_arn,
         "status": execution.status,
+        "startDate": execution.start_date,
         "input": json.dumps(execution.input_data),
     }
+    if execution.stop_date is not None:
+        described["stopDate"] = execution.stop_date
     if execution.status == "SUCCEEDED":
         output = execution.output
         described["output"] = output if isinstance(output, str) else json.dumps(output)
