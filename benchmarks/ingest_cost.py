@@ -1,8 +1,9 @@
-"""What ingesting costs: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflow.
+"""What ingesting costs: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflows.
 
-Exact counts from the local run (requests by operation, Lambda invocations, states per execution, DynamoDB
-capacity units computed from each request's items as DynamoDB bills them), and an estimate per million events
-at list prices. Figures, not pass/fail.
+Counting (IngestBatch, from the stream) and delivery (DeliverOutcomes, from the outbox's stream) are measured
+apart: exact counts from the local run (requests by operation, Lambda invocations, states per execution,
+requests per outcome and sink, DynamoDB capacity units computed from each request's items as DynamoDB bills
+them), and an estimate per million events at list prices. Figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -113,17 +114,29 @@ def main(events_count: int = 10_000, users: int = 500) -> dict[str, Any]:
         report = product.ingest()
         wall = time.perf_counter() - started
         requests = aws.request_counts()
-        states, durations = [], []
-        for execution in report.executions:
-            history = aws.history(execution.arn)
-            states.append(sum(1 for event in history if event["type"].endswith("StateEntered")))
-            durations.append(execution.seconds)
-        outcomes = len(product.outcomes())
+        states, durations = _states(aws, report.executions), [execution.seconds for execution in report.executions]
         invocations = dict(aws.lambdas.invocations)
+        aws.reset_request_counts()
+        started = time.perf_counter()
+        delivered = product.deliver()
+        delivery_wall = time.perf_counter() - started
+        delivery_requests = aws.request_counts()
+        delivery_states = _states(aws, delivered.executions)
+        outcomes = len(product.outcomes())
     per_thousand = {name: round(count * 1000 / events_count, 1) for name, count in sorted(requests.items())}
     executions = len(report.executions)
     lambda_calls = sum(invocations.values())
-    cost = _cost_per_million(events_count, executions, lambda_calls, meter, requests, statistics.median(durations))
+    all_requests = {
+        name: requests.get(name, 0) + delivery_requests.get(name, 0) for name in {*requests, *delivery_requests}
+    }
+    cost = _cost_per_million(
+        events_count,
+        executions + len(delivered.executions),
+        lambda_calls,
+        meter,
+        all_requests,
+        statistics.median(durations),
+    )
     return {
         "events": events_count,
         "executions": executions,
@@ -133,10 +146,40 @@ def main(events_count: int = 10_000, users: int = 500) -> dict[str, Any]:
         "lambda_invocations_per_execution": round(lambda_calls / executions, 2),
         "states_per_execution_median": statistics.median(states),
         "states_per_execution_max": max(states),
+        "execution_seconds_median": round(statistics.median(durations), 3),
         "write_units_per_event": round(meter.write_units / events_count, 2),
         "read_units_per_event": round(meter.read_units / events_count, 2),
+        "delivery": {
+            "executions": len(delivered.executions),
+            "wall_seconds": round(delivery_wall, 1),
+            "states_per_outcome": round(sum(delivery_states) / max(outcomes, 1), 1),
+            "requests_per_outcome": per_outcome(delivery_requests, outcomes),
+        },
         "cost_per_million_events_usd": cost,
     }
+
+
+# Which requests belong to which sink, and to the outbox's own bookkeeping.
+SINK_SERVICES = {"eventbridge": "events", "pinpoint": "pinpoint", "profiles": "customer-profiles", "outbox": "dynamodb"}
+
+
+def per_outcome(requests: dict[str, int], outcomes: int) -> dict[str, float]:
+    """Requests per outcome, by sink (and the outbox's own updates), from a delivery's request counts."""
+    return {
+        sink: round(
+            sum(count for name, count in requests.items() if name.split(".")[0] == service) / max(outcomes, 1), 2
+        )
+        for sink, service in SINK_SERVICES.items()
+    }
+
+
+def _states(aws: LocalAws, executions: Any) -> list[int]:
+    """States entered per execution (an injected fault on the Pipe's call starts none)."""
+    return [
+        sum(1 for event in aws.history(execution.arn) if event["type"].endswith("StateEntered"))
+        for execution in executions
+        if execution.arn
+    ]
 
 
 def _cost_per_million(  # noqa: PLR0917 - the measured figures, each once

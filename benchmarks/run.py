@@ -35,7 +35,13 @@ def main() -> None:
     figures = ingest_cost.main()
     requests = figures.pop("requests_per_1000_events")
     cost = figures.pop("cost_per_million_events_usd")
+    delivery = figures.pop("delivery")
+    per_sink = delivery.pop("requests_per_outcome")
     table("Ingest: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflow", [figures])
+    table("Delivery of those outcomes: the outbox's stream through DeliverOutcomes", [delivery])
+    table(
+        "Delivery: requests per outcome, by sink", [{"sink": k, "requests_per_outcome": v} for k, v in per_sink.items()]
+    )
     table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
     print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
     print(json.dumps(cost, indent=2))

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from incremental_analytics.domain.events import IdentityMode
 
+# Partitions of the outbox's pending outcomes in its `undelivered` index (writes spread over them).
+PENDING_SHARDS = 4
+
 
 class SettingsError(ValueError):
     pass
@@ -28,7 +31,7 @@ class Settings:
     timeseries_retention_days: int = 400
     timeseries_shards: int = 4
     rules_cache_seconds: int = 30
-    pending_shards: int = 4
+    pending_shards: int = PENDING_SHARDS
     lateness_hours: int = 24
     redeliver_after_seconds: int = 300
 
@@ -68,7 +71,7 @@ class Settings:
             timeseries_retention_days=number("TIMESERIES_RETENTION_DAYS", 400),
             timeseries_shards=number("TIMESERIES_SHARDS", 4),
             rules_cache_seconds=number("RULES_CACHE_SECONDS", 30),
-            pending_shards=number("PENDING_SHARDS", 4),
+            pending_shards=number("PENDING_SHARDS", PENDING_SHARDS),
             lateness_hours=number("LATENESS_HOURS", 24),
             redeliver_after_seconds=number("REDELIVER_AFTER_SECONDS", 300),
         )

@@ -119,21 +119,35 @@ def modelled_errors(botocore_service: str) -> frozenset[str]:
     return frozenset(name for name in model.shape_names if model.shape_for(name).metadata.get("exception"))
 
 
+@functools.cache
+def _error_shapes_by_code(botocore_service: str) -> dict[str, str]:
+    """The wire error code -> the error shape (the SDK's exception class) of each modelled error. They differ in
+    the query-protocol services: CloudWatch answers `InternalServiceError` for its `InternalServiceFault` shape."""
+    model = botocore.session.get_session().get_service_model(botocore_service)
+    return {
+        str(model.shape_for(name).metadata.get("error", {}).get("code", name)): name
+        for name in modelled_errors(botocore_service)
+    }
+
+
 def _suffixed(name: str) -> str:
     return name if name.endswith("Exception") else f"{name}Exception"
 
 
 def error_name(resource: str, code: str) -> str:
-    """The error name Step Functions gives a service's error `code` in a Task with this Resource."""
+    """The error name Step Functions gives a service's error `code` (as the service answers it) in a Task with
+    this Resource: the SDK's exception class for the code, or the SDK's base exception for a code it does not model."""
     kind, service, _ = integration(resource)
     prefix = error_prefix(resource)
     if kind == "aws-sdk":
+        shape = _error_shapes_by_code(SDK_TO_BOTOCORE.get(service, service)).get(code, code)
         modelled = modelled_errors(SDK_TO_BOTOCORE.get(service, service))
-        return f"{prefix}.{_suffixed(code) if code in modelled else prefix + 'Exception'}"
+        return f"{prefix}.{_suffixed(shape) if shape in modelled else prefix + 'Exception'}"
     if service == "states":
         return f"{prefix}.{code}"
+    shape = _error_shapes_by_code(OPTIMISED_BOTOCORE[service]).get(code, code)
     modelled = modelled_errors(OPTIMISED_BOTOCORE[service])
-    return f"{prefix}.{_suffixed(code)}" if code in modelled else OPTIMISED_BASE_ERRORS[service]
+    return f"{prefix}.{_suffixed(shape)}" if shape in modelled else OPTIMISED_BASE_ERRORS[service]
 
 
 def raisable_errors(resource: str) -> frozenset[str]:

@@ -75,11 +75,9 @@ def _count_and_answer(
             _registry.counter[f"{service}.{model.name}"] += 1
         for observer in list(_registry.observers):
             observer(service, model.name, context.get(PARAMS_KEY, {}))
-    fault = _registry.faults.get((service, model.name))
-    if fault and fault[0] > 0:
-        with _registry.lock:
-            fault[0] -= 1
-        return _answer(functools.partial(_fail, fault[1], fault[2]), model.name, {})
+        fault = take_fault(service, model.name)
+        if fault is not None:
+            return _answer(functools.partial(_fail, *fault), model.name, {})
     responder = _registry.responders.get(service)
     if responder is None:
         if _registry.answered_by_moto(str(params.get("url", ""))):
@@ -93,9 +91,20 @@ def _fail(code: str, status: int, operation: str, params: dict[str, Any]) -> dic
 
 
 def fail_next(service: str, operation: str, count: int, code: str, status: int = 400) -> None:
-    """The next `count` calls of service.Operation answer the given AWS error, from any caller."""
+    """The next `count` calls of service.Operation answer the given AWS error, from any caller of the product's
+    (the local engine's own calls, made `uncounted`, are not the product's and never fail)."""
     with _registry.lock:
         _registry.faults[(service, operation)] = [count, code, status]
+
+
+def take_fault(service: str, operation: str) -> tuple[str, int] | None:
+    """Use up one injected failure of service.Operation: its (error code, HTTP status), or None."""
+    with _registry.lock:
+        fault = _registry.faults.get((service, operation))
+        if not fault or fault[0] <= 0:
+            return None
+        fault[0] -= 1
+        return str(fault[1]), int(fault[2])
 
 
 def _absent_service(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:

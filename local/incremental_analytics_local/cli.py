@@ -16,12 +16,14 @@ from typing import Any, NoReturn
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from incremental_analytics.domain.delivery import DeliveryState
 from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
 from incremental_analytics_local import explain as explaining
-from incremental_analytics_local import rules_commands, serving, stack_traces
+from incremental_analytics_local import outcomes_commands, rules_commands, serving, stack_traces
 from incremental_analytics_local import trace as tracing
 from incremental_analytics_local.demo import SOURCES, demo
+from incremental_analytics_local.faults import Fault, FaultError, parse_fault
 from incremental_analytics_local.invocation import NAME, command_name
 from incremental_analytics_local.runner import RunError, RunOptions, run
 from incremental_analytics_local.stacks import StackError
@@ -76,6 +78,13 @@ def _session(args: argparse.Namespace) -> Any:
     return session
 
 
+def _fault(text: str) -> Fault:
+    try:
+        return parse_fault(text)
+    except FaultError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def command_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         rules=args.rules,
@@ -85,6 +94,7 @@ def command_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         redeliver=args.redeliver,
         seed=args.seed,
+        faults=tuple(args.inject_fault),
         identity=IdentityMode(args.identity),
     )
     try:
@@ -97,9 +107,28 @@ def command_run(args: argparse.Namespace) -> int:
     print(
         f"{summary['records']} records: {summary['accepted']} accepted, {summary['ignored']} ignored, "
         f"{summary['rejected']} rejected, {summary['duplicates']} duplicates; outcomes: "
-        f"{outcomes['qualified']} qualified, {outcomes['disqualified']} disqualified, {outcomes['reached']} reached. "
+        f"{outcomes['qualified']} qualified, {outcomes['disqualified']} disqualified, {outcomes['reached']} reached; "
+        "delivered: " + ", ".join(f"{sink} {count}" for sink, count in summary["deliveries"].items()) + ". "
         f"Written to {args.out}"
     )
+    return EXIT_OK
+
+
+def command_outcomes(args: argparse.Namespace) -> int:
+    if args.outcomes_command == "redrive":
+        return _with_stack(args, lambda session: outcomes_commands.redrive_stack(args.stack, session, args.outcome))
+    state = DeliveryState(args.outcomes_command)
+    if args.stack:
+        return _with_stack(
+            args,
+            lambda session: outcomes_commands.listing_text(
+                outcomes_commands.from_stack(args.stack, session, state), state
+            ),
+        )
+    try:
+        print(outcomes_commands.listing_text(outcomes_commands.from_run(args.source, state), state))
+    except StackError as error:
+        return _fail(str(error))
     return EXIT_OK
 
 
@@ -271,6 +300,15 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--redeliver", type=_fraction, default=0.0, help="fraction of batches delivered again")
     run_parser.add_argument("--seed", type=int, default=0, help="seed for the redelivery choices")
     run_parser.add_argument(
+        "--inject-fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SERVICE.Operation[:N]",
+        help="make the next N calls (default 1) of that AWS operation fail with its throttling error, whoever "
+        "calls it, e.g. pinpoint.UpdateEndpoint:5 or dynamodb.TransactWriteItems:20 (repeatable)",
+    )
+    run_parser.add_argument(
         "--identity",
         choices=[mode.value for mode in IdentityMode],
         default=IdentityMode.USER_OR_ENDPOINT.value,
@@ -340,6 +378,33 @@ def parser() -> argparse.ArgumentParser:
     difference.add_argument("file", type=Path)
     _stack_options(difference, required=True)
     difference.set_defaults(handler=command_rules)
+
+    outcomes_parser = commands.add_parser(
+        "outcomes",
+        help="outcomes some sink still lacks, and redriving the abandoned ones",
+        description="List the outcomes some sink has not taken yet (pending: they are redelivered after a backoff) "
+        "or has given up on (abandoned: after MaxDeliveryAttempts), from a run folder or a deployed stack; "
+        "redrive abandoned outcomes on a stack.",
+    )
+    outcomes_actions = outcomes_parser.add_subparsers(dest="outcomes_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("pending", "outcomes some sink still lacks; the scheduled redelivery tries them again"),
+        ("abandoned", "outcomes a sink gave up on after MaxDeliveryAttempts attempts"),
+    ):
+        listed = outcomes_actions.add_parser(name, help=text, description=text)
+        where = listed.add_mutually_exclusive_group(required=True)
+        where.add_argument("--from", dest="source", type=Path, help="a `run` output folder")
+        _stack_options(listed, group=where)
+        listed.set_defaults(handler=command_outcomes)
+    redrive = outcomes_actions.add_parser(
+        "redrive",
+        help="deliver abandoned outcomes again, to the sinks that gave up on them",
+        description="Put abandoned outcomes (all, or those named with --outcome) back among the pending ones with "
+        "their attempts reset, and start DeliverOutcomes for them: only the sinks that gave up are sent them.",
+    )
+    _stack_options(redrive, required=True)
+    redrive.add_argument("--outcome", action="append", default=[], metavar="OUTCOME_ID", help="only this outcome")
+    redrive.set_defaults(handler=command_outcomes)
 
     serve_parser = commands.add_parser(
         "serve",

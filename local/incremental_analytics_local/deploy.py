@@ -3,8 +3,8 @@
 Creates what the product uses (DynamoDB tables, S3 buckets, Kinesis streams, SQS queues, EventBridge buses and
 rules, Lambda functions run in-process, state machines from their `DefinitionUri`), records what moto cannot run
 (EventBridge Pipes, Scheduler schedules) for the emulators in pipes.py, creates log groups (state machines with a
-`Logging` level write their executions' history there, as on AWS), and accepts IAM and KMS resources, which have
-no local effect. A resource type it does not know is an error that names it.
+`Logging` level write their executions' history there, as on AWS), puts CloudWatch dashboards, and accepts IAM, KMS
+and alarm resources, which have no local effect. A resource type it does not know is an error that names it.
 """
 
 from __future__ import annotations
@@ -425,6 +425,17 @@ def _refuse_event_sources(logical_id: str, props: dict[str, Any]) -> None:
         raise TemplateError(f"{logical_id}: event source {event_name} ({event.get('Type')}) is not emulated locally")
 
 
+def _dashboard(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
+    name = props.get("DashboardName") or physical_name(stack.name, logical_id, 255)
+    body = str(props["DashboardBody"])
+    try:
+        json.loads(body)
+    except ValueError as error:  # PutDashboard refuses a body that is not JSON (InvalidParameterInput)
+        raise TemplateError(f"{logical_id}: DashboardBody is not JSON: {error}") from None
+    aws.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=body)
+    return name, {}
+
+
 def _pipe(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
     name = props.get("Name") or physical_name(stack.name, logical_id)
     stack.pipes[logical_id] = Pipe(
@@ -462,4 +473,5 @@ _CREATORS: dict[str, Callable[[LocalAws, Stack, str, dict[str, Any]], Created]] 
     "AWS::Pipes::Pipe": _pipe,
     "AWS::Scheduler::Schedule": _schedule,
     "AWS::Logs::LogGroup": _log_group,
+    "AWS::CloudWatch::Dashboard": _dashboard,
 }

@@ -161,9 +161,13 @@ class LocalAws:
     def start_sync_execution(
         self, state_machine_arn: str, payload: Any, *, name: str, deadline_seconds: float = 300
     ) -> ExecutionResult:
-        """What `StartSyncExecution` does (moto lacks it): start, then poll with a deadline. Counted as one call."""
+        """What `StartSyncExecution` does (moto lacks it): start, then poll with a deadline. Counted as one call;
+        an injected fault answers as the throttled call would, without starting anything."""
         with uncounted():
             botocore_hooks.count("stepfunctions.StartSyncExecution")
+            fault = botocore_hooks.take_fault("stepfunctions", "StartSyncExecution")
+            if fault is not None:
+                return ExecutionResult("", "FAILED", None, f"StepFunctions.{fault[0]}", "injected fault", 0.0)
             started = self.client("stepfunctions").start_execution(
                 stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rules_from_items
+from incremental_analytics.domain.delivery import SINKS
 from incremental_analytics.domain.numbers import json_number
 from incremental_analytics_local.execution_logs import execution_name
 from incremental_analytics_local.invocation import command_name
@@ -74,8 +75,12 @@ def from_stack(stack_name: str, user_id: str, session: Any, *, trace_flags: Sequ
     for item in audit:
         outcome = outcome_from_item(item)
         record.outcomes.append(outcome)
-        delivery = item_from_dynamo(item).get("delivery")
-        record.deliveries[outcome["outcome_id"]] = dict(delivery) if delivery else {"pending": True}
+        plain = item_from_dynamo(item)
+        delivery = plain.get("delivery") or {}
+        record.deliveries[outcome["outcome_id"]] = {
+            **{sink: delivery.get(sink, "pending") for sink in SINKS},
+            "attempts": int(plain.get("delivery_attempts", 0)),
+        }
     for item in counters:
         plain = item_from_dynamo(item)
         if str(item["sk"]["S"]).startswith("R#"):
@@ -199,8 +204,9 @@ def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, r
     lines.append(f"    contributing events ({label}):")
     lines += [f"      {event['timestamp']}  {event['event_id']}  value {event['value']}" for event in shown]
     if delivery:
-        statuses = ", ".join(f"{sink} {status}" for sink, status in sorted(delivery.items()) if sink != "outcome_id")
-        lines.append(f"    sinks: {statuses}")
+        statuses = ", ".join(f"{sink} {delivery.get(sink, 'pending')}" for sink in SINKS)
+        attempts = int(delivery.get("attempts", 0))
+        lines.append(f"    sinks: {statuses} ({attempts} attempt{'' if attempts == 1 else 's'})")
     if outcome.get("execution"):
         name = execution_name(outcome["execution"])
         lines.append(f"    decided by execution {name}")

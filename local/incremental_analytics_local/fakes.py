@@ -2,7 +2,8 @@
 
 They answer through botocore (see botocore_hooks), so our Lambda code and the state machines' `aws-sdk:` tasks
 reach them alike, with the request and response shapes of botocore's service models and AWS's error names.
-`fail_next` makes the next N calls fail with a given error, for fault tests.
+`fail_next` makes the next N calls fail with a given error, and `slow` makes every call take that long, for fault
+tests; `answered` keeps each call that succeeded, which is how a run counts what each sink took.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,12 @@ class _FakeService:
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.answered: list[tuple[str, dict[str, Any]]] = []  # the calls that succeeded, in order
+        self.delay_seconds = 0.0
+
+    def slow(self, seconds: float) -> None:
+        """Every call takes this long (real time) before it is answered, as a struggling service would."""
+        self.delay_seconds = seconds
 
     def fail_next(self, count: int, code: str = "TooManyRequestsException", *operations: str) -> None:
         """The next `count` calls (of these operations, or any) fail with `code`."""
@@ -52,6 +60,8 @@ class _FakeService:
 
     def __call__(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         method: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(self, f"op_{operation}", None)
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         with self._lock:
             for fault in self._faults:
                 if fault.remaining > 0 and (not fault.operations or operation in fault.operations):
@@ -61,7 +71,9 @@ class _FakeService:
             if method is None:
                 raise ServiceError("UnknownOperationException", f"{operation} is not implemented by the local fake")
             self.calls.append((operation, params))
-            return method(params)
+            answer = method(params)
+            self.answered.append((operation, params))
+            return answer
 
 
 def _now() -> str:
@@ -83,13 +95,38 @@ _ENDPOINT_FIELDS = (
 )
 
 
+# Amazon Pinpoint quotas, "Event ingestion quotas" (docs.aws.amazon.com/pinpoint/latest/developerguide/quotas.html):
+# at most 40 attribute and metric keys an event, attribute keys of at most 50 characters, values of at most 200.
+_EVENT_KEYS = 40
+_EVENT_KEY_LENGTH = 50
+_EVENT_VALUE_LENGTH = 200
+
+
 class FakePinpoint(_FakeService):
-    """Endpoints per application; events recorded as received."""
+    """Endpoints per application; events recorded as received.
+
+    PutEvents answers per item, as Pinpoint does (API reference, Events resource, EventsResponse): each endpoint
+    gets an EndpointItemResponse, each event an EventItemResponse, 202 when accepted and 400 when it is not
+    valid, while the request itself succeeds. `fail_events_next` makes the next events answer an item failure.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.endpoints: dict[str, dict[str, dict[str, Any]]] = {}
         self.events: list[dict[str, Any]] = []
+        self._event_faults: list[tuple[int, str]] = []
+
+    def fail_events_next(self, count: int, message: str = "Event rejected") -> None:
+        """The next `count` events put are answered with an item failure (StatusCode 400) instead of 202."""
+        with self._lock:
+            self._event_faults.append((count, message))
+
+    def _event_fault(self) -> str | None:
+        for index, (remaining, message) in enumerate(self._event_faults):
+            if remaining > 0:
+                self._event_faults[index] = (remaining - 1, message)
+                return message
+        return None
 
     @staticmethod
     def _endpoint_key(endpoint_id: str) -> str:
@@ -159,6 +196,11 @@ class FakePinpoint(_FakeService):
                 self._update(application_id, endpoint_id, endpoint_request)
             responses = {}
             for event_id, event in (item.get("Events") or {}).items():
+                problem = _event_problem(event)
+                injected = None if problem else self._event_fault()
+                if problem or injected:
+                    responses[event_id] = {"Message": problem or injected, "StatusCode": 400}
+                    continue
                 self.events.append(
                     {"ApplicationId": application_id, "EndpointId": endpoint_id, "EventId": event_id, **event}
                 )
@@ -177,6 +219,21 @@ class FakePinpoint(_FakeService):
             if user_id:
                 merged.setdefault(user_id, {}).update(endpoint["User"]["UserAttributes"])
         return merged
+
+
+def _event_problem(event: dict[str, Any]) -> str | None:
+    """Why Pinpoint would not accept an event (a 400 item answer), or None."""
+    try:
+        dt.datetime.fromisoformat(str(event.get("Timestamp", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return "Timestamp must be ISO 8601"
+    attributes = event.get("Attributes") or {}
+    if len(attributes) + len(event.get("Metrics") or {}) > _EVENT_KEYS:
+        return f"An event has at most {_EVENT_KEYS} attributes and metrics"
+    for name, value in attributes.items():
+        if len(name) > _EVENT_KEY_LENGTH or len(str(value)) > _EVENT_VALUE_LENGTH:
+            return f"Attribute {name[:_EVENT_KEY_LENGTH]!r} is too long"
+    return None
 
 
 # -- Customer Profiles ----------------------------------------------------------------------------------------

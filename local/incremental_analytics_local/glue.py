@@ -113,6 +113,7 @@ def apply() -> None:
     _prompt_sync_child_executions()
     _state_machine_targets_of_event_rules()
     _queries_read_their_partition()
+    _entered_time_as_aws_writes_it()
     _payload_limits()
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
@@ -121,6 +122,21 @@ def apply() -> None:
     _logging_configuration_checked()
     _http_invokes_run_the_handler()
     _applied.append(True)
+
+
+def _entered_time_as_aws_writes_it() -> None:
+    """`$$.State.EnteredTime` is UTC with milliseconds and a Z on AWS (2019-03-26T20:14:13.192Z); moto writes
+    Python's isoformat (microseconds, +00:00). Instants the workflows store are compared as text: write AWS's."""
+    original = getattr(moto_state, "StateData")  # noqa: B009 - not re-exported by moto
+
+    def state_data(**fields: Any) -> Any:
+        entered = fields.get("EnteredTime")
+        if isinstance(entered, str):
+            moment = dt.datetime.fromisoformat(entered).astimezone(dt.UTC)
+            fields["EnteredTime"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return original(**fields)
+
+    setattr(moto_state, "StateData", state_data)  # noqa: B010
 
 
 SYNC_CHECK_SECONDS = 0.02
@@ -425,7 +441,7 @@ def _format_escapes() -> None:
     StringFormat._eval_body = _eval_body  # type: ignore[method-assign]
 
 
-_INDEFINITE = re.compile(r"\[\*\]|\[-?\d*:-?\d*(:-?\d*)?\]|\[\?|\.\.|\[[^\]]*,")
+_INDEFINITE = re.compile(r"\[\*\]|\.\*|\[-?\d*:-?\d*(:-?\d*)?\]|\[\?|\.\.|\[[^\]]*,")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -434,9 +450,9 @@ def _parsed_path(path: str) -> Any:
 
 
 def extract_json(path: str, data: Any) -> Any:
-    """JSONPath as Step Functions reads it: a definite path (no `[*]`, slice, filter, `..` or union) gives
-    one value; an indefinite one gives a list, empty when nothing matches. moto 5.2.5 returns a list for any
-    path through an array index, such as `$.items[0].id` (its workaround for moto issue 7825)."""
+    """JSONPath as Step Functions reads it: a definite path (no `[*]` or `.*` wildcard, slice, filter, `..` or
+    union) gives one value; an indefinite one gives a list, empty when nothing matches. moto 5.2.5 returns a list
+    for any path through an array index, such as `$.items[0].id` (its workaround for moto issue 7825)."""
     matches = _parsed_path(path).find(data)
     indefinite = bool(_INDEFINITE.search(path))
     if indefinite:
@@ -739,8 +755,11 @@ def describe_execution(account_id: str, region: str, execution_arn: str) -> dict
         "name": execution.name,
         "stateMachineArn": execution.state_machine_arn,
         "status": execution.status,
+        "startDate": execution.start_date,
         "input": json.dumps(execution.input_data),
     }
+    if execution.stop_date is not None:
+        described["stopDate"] = execution.stop_date
     if execution.status == "SUCCEEDED":
         output = execution.output
         described["output"] = output if isinstance(output, str) else json.dumps(output)

@@ -1,5 +1,9 @@
 """The whole product on the embedded local AWS: the real SAM template deployed, rules loaded, events put on
-the stream, the Pipe and the schedule driven, and the product's state read back."""
+the stream, the Pipes and the schedule driven, and the product's state read back.
+
+On AWS the Pipes run by themselves; here each is drained when asked: `ingest()` counts what the stream holds
+(IngestBatch), `deliver()` delivers what the outbox's stream holds (DeliverOutcomes), and `fire_schedule(at)`
+or `redeliver(at)` do what the hourly schedule does, waiting for the deliveries it starts."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 from incremental_analytics.adapters.dynamodb_io import scan_all
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rule_item
+from incremental_analytics.domain.delivery import DETAIL_TYPES, SINKS, SOURCE
 from incremental_analytics.domain.events import ANONYMOUS_PREFIX, ENDPOINT_PREFIX, Event, endpoint_of_identity
 from incremental_analytics.domain.rules import Rule
 from incremental_analytics_local.deploy import Stack, deploy
@@ -68,7 +73,25 @@ class LocalProduct:
             aws, template, stack_name=stack_name, parameters={**LOCAL_PARAMETERS, **(parameters or {})}
         )
         self._ingest_pipe: PipeDriver | None = None
+        self._outbox_pipe: PipeDriver | None = None
         self._rules_pipe: PipeDriver | None = None
+        self._bus_events: list[dict[str, Any]] = []
+        self.last_deliveries: list[ExecutionResult] = []  # what the last scheduled run's redeliveries did
+        self._bus_queue = self._listen_to_the_bus()
+
+    def _listen_to_the_bus(self) -> str:
+        """A consumer of the outcome events on the product's bus (as any downstream would subscribe), so that a
+        run can count what EventBridge accepted. Part of the local harness, not of the product."""
+        with self.aws.uncounted():
+            sqs, events = self.aws.client("sqs"), self.aws.client("events")
+            name = f"{self.stack.name}-outcome-events"[:80]
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            bus = self.table("EventBus")
+            pattern = {"source": [SOURCE], "detail-type": sorted(DETAIL_TYPES.values())}
+            events.put_rule(Name=name[:64], EventBusName=bus, EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=name[:64], EventBusName=bus, Targets=[{"Id": "local-consumer", "Arn": arn}])
+        return str(url)
 
     def table(self, logical_id: str) -> str:
         return str(self.stack.ref(logical_id))
@@ -104,23 +127,56 @@ class LocalProduct:
         self._ingest_pipe.redeliver, self._ingest_pipe.random = redeliver, random.Random(seed)
         return self._ingest_pipe.drain(on_batch)
 
+    def deliver(self, *, redeliver: float = 0.0, seed: int = 0) -> PipeReport:
+        """Deliver the outcomes the outbox received since the last call: its stream through the Pipe to
+        DeliverOutcomes (new outcomes only; the Pipe's filter drops the outbox's own updates). `redeliver`
+        sends that fraction of batches again, as the Pipe's at-least-once delivery may."""
+        if self._outbox_pipe is None:
+            self._outbox_pipe = PipeDriver(self.aws, self.stack.pipes["OutboxPipe"])
+        self._outbox_pipe.redeliver, self._outbox_pipe.random = redeliver, random.Random(seed)
+        return self._outbox_pipe.drain()
+
     def evaluate_periods(
         self,
         now: dt.datetime,
         *,
         rule_ids: Sequence[str] = (),
         name: str | None = None,
+        evaluate: bool = True,
         deadline_seconds: float = 300,
     ) -> ExecutionResult:
-        """One EvaluatePeriods execution at `now` (for the named rules, or all), as `run --now` starts it."""
+        """One EvaluatePeriods execution at `now` (for the named rules, or all; none with `evaluate=False`, a
+        redelivery alone), as `run --now` starts it; then the redeliveries it started, to their end."""
         payload: dict[str, Any] = {"now": now.astimezone(dt.UTC).isoformat()}
         if rule_ids:
             payload["rule_ids"] = list(rule_ids)
+        if not evaluate:
+            payload["evaluate"] = False
         name = name or "evaluate-" + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        arn = self.aws.client("stepfunctions").start_execution(
-            stateMachineArn=self.table("EvaluatePeriodsStateMachine"), name=name, input=json.dumps(payload)
-        )["executionArn"]
-        return self.aws.wait_for_execution(arn, deadline_seconds=deadline_seconds)
+
+        def evaluation() -> ExecutionResult:
+            arn = self.aws.client("stepfunctions").start_execution(
+                stateMachineArn=self.table("EvaluatePeriodsStateMachine"), name=name, input=json.dumps(payload)
+            )["executionArn"]
+            return self.aws.wait_for_execution(arn, deadline_seconds=deadline_seconds)
+
+        return self._with_its_deliveries(evaluation)
+
+    def redeliver(self, at: dt.datetime, *, name: str | None = None) -> ExecutionResult:
+        """The scheduled run's redelivery at `at` alone (no rule evaluated): the outcomes some sink still lacks
+        whose backoff has passed by then go to DeliverOutcomes."""
+        name = name or "redeliver-" + at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        return self.evaluate_periods(at, name=name, evaluate=False)
+
+    def _with_its_deliveries(self, scheduled_run: Callable[[], ExecutionResult]) -> ExecutionResult:
+        """Run an EvaluatePeriods execution, then wait for the DeliverOutcomes executions it started (it does not
+        wait for them itself); they are kept in `last_deliveries`."""
+        machine = self.table("DeliverOutcomesStateMachine")
+        before = set(self._executions(machine))
+        result = scheduled_run()
+        started = [arn for arn in self._executions(machine) if arn not in before]
+        self.last_deliveries = [self.aws.wait_for_execution(arn) for arn in started]
+        return result
 
     def upload_rules_file(self, name: str, content: bytes | str) -> ExecutionResult:
         """Drop a rules file under rules/ in the data bucket, as `rules push` does; S3 tells EventBridge, whose
@@ -151,16 +207,13 @@ class LocalProduct:
         return report
 
     def _executions(self, machine: str, status: str | None = None) -> list[str]:
-        sfn = self.aws.client("stepfunctions")
-        with self.aws.uncounted():
-            pages = sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=machine, **({"statusFilter": status} if status else {})
-            )
-            return [execution["executionArn"] for page in pages for execution in page["executions"]]
+        # From the engine: ListExecutions refuses Express workflows (DeliverOutcomes), as on AWS.
+        return self.aws.executions(machine, status)
 
     def fire_schedule(self, at: dt.datetime) -> ExecutionResult:
-        """What the hourly EventBridge Scheduler schedule does at `at`."""
-        return Scheduler(self.aws).fire(self.stack.schedules["EvaluatePeriodsSchedule"], at)
+        """What the hourly EventBridge Scheduler schedule does at `at`, with the redeliveries it starts."""
+        schedule = self.stack.schedules["EvaluatePeriodsSchedule"]
+        return self._with_its_deliveries(lambda: Scheduler(self.aws).fire(schedule, at))
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -222,6 +275,35 @@ class LocalProduct:
         """The Pinpoint events the product put (reached outcomes)."""
         return list(self.aws.pinpoint.events)
 
+    def bus_events(self) -> list[dict[str, Any]]:
+        """Every outcome event the product's bus accepted so far (UserQualified, UserDisqualified, TargetReached),
+        as a subscriber receives them."""
+        sqs = self.aws.client("sqs")
+        with self.aws.uncounted():
+            while True:
+                messages = sqs.receive_message(QueueUrl=self._bus_queue, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    self._bus_events.append(json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=self._bus_queue, ReceiptHandle=message["ReceiptHandle"])
+        return list(self._bus_events)
+
+    def sink_deliveries(self) -> dict[str, int]:
+        """How many outcome deliveries each sink accepted, every repeat counted: EventBridge's events on the bus,
+        Pinpoint's user-attribute updates and accepted events, Customer Profiles' updates and profile objects."""
+        pinpoint = sum(
+            1
+            for operation, params in self.aws.pinpoint.answered
+            if operation == "UpdateEndpoint" and _sets_user_attributes(params)
+        )
+        pinpoint += sum(1 for event in self.aws.pinpoint.events if "outcome_id" in (event.get("Attributes") or {}))
+        profiles = sum(
+            1 for operation, _ in self.aws.profiles.answered if operation in ("UpdateProfile", "PutProfileObject")
+        )
+        counts = {"eventbridge": len(self.bus_events()), "pinpoint": pinpoint, "profiles": profiles}
+        return {sink: counts[sink] for sink in SINKS}
+
     def quarantined(self) -> list[dict[str, Any]]:
         bucket = self.table("DataBucket")
         s3 = self.aws.client("s3")
@@ -236,6 +318,10 @@ class LocalProduct:
                 for key in sorted(keys)
                 for reject in json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             ]
+
+
+def _sets_user_attributes(params: Mapping[str, Any]) -> bool:
+    return bool(((params.get("EndpointRequest") or {}).get("User") or {}).get("UserAttributes"))
 
 
 def seed_endpoints(aws: LocalAws, users: Sequence[str]) -> None:

@@ -11,17 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from incremental_analytics.adapters.outbox import as_undelivered
+from incremental_analytics.domain.delivery import SINKS, DeliveryState, RetryPolicy, delivery_state
 from incremental_analytics.domain.events import Event, IdentityMode, Ignored, Rejected, normalise
 from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.domain.numbers import json_number
 from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
-from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.engine import ExecutionResult, LocalAws
+from incremental_analytics_local.faults import Fault
 from incremental_analytics_local.product import LocalProduct, seed_for
 from incremental_analytics_local.progress import progress
 from incremental_analytics_local.rules_commands import read_rules_file
 
 TRACES_KEPT = 25
+SCHEDULE = dt.timedelta(hours=1)  # EvaluationSchedule's default, rate(1 hour)
 
 
 class RunError(Exception):
@@ -37,6 +41,7 @@ class RunOptions:
     batch_size: int = 100
     redeliver: float = 0.0
     seed: int = 0
+    faults: tuple[Fault, ...] = ()
     identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT
 
 
@@ -117,18 +122,23 @@ def run(options: RunOptions) -> dict[str, Any]:
         seed_for(aws, (event for event in classified if isinstance(event, Event)))
         product.put_rules(rules)
         aws.reset_request_counts()
+        _inject(aws, options.faults)
         sequence_to_line = _put_lines(product, lines, classified)
         with progress("ingesting batches", len(lines)) as bar:
             report = product.ingest(redeliver=options.redeliver, seed=options.seed, on_batch=bar.advance)
         with progress("evaluating date and window rules", 1) as bar:
             evaluation = product.evaluate_periods(now, name="run-" + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S"))
             bar.advance()
-        executions_run = [*report.executions, evaluation]
-        failed = [execution for execution in executions_run if execution.status != "SUCCEEDED"]
+        with progress("delivering outcomes", 1) as bar:
+            delivered = product.deliver()
+            scheduled, redeliveries = _redeliver_as_scheduled(product)
+            bar.advance()
+        executions_run = [*report.executions, evaluation, *delivered.executions, *scheduled, *redeliveries]
         outcomes = product.outcomes()
         audit = product.audit_items()
         quarantined = product.quarantined()
-        attributes = _agreed_attributes(product)
+        attributes, disagreeing = _attributes(product)
+        deliveries = product.sink_deliveries()
         executions = _execution_counts(aws, product)
         requests = aws.request_counts()
         _save_traces(aws, options.out, executions_run, outcomes)
@@ -137,15 +147,71 @@ def run(options: RunOptions) -> dict[str, Any]:
     rejected = sorted(
         {sequence_to_line[(item["shard_id"], item["sequence_number"])]: item["reason"] for item in quarantined}.items()
     )
+    states = [delivery_state(item.get("delivery") or {}) for item in audit]
     summary = _summary(classified, rejected, outcomes, executions, requests)
+    summary["deliveries"] = deliveries
+    summary["undelivered"] = {
+        "pending": states.count(DeliveryState.PENDING),
+        "abandoned": states.count(DeliveryState.ABANDONED),
+    }
+    summary["redelivery_runs"] = len(scheduled)
     summary["now"] = now.isoformat()
-    summary["failed_executions"] = len(failed)
+    summary["failed_executions"] = sum(1 for execution in executions_run if execution.status != "SUCCEEDED")
     _write_outputs(options.out, outcomes, audit, attributes, rejected, summary, rules, counters)
-    if failed:
+    if report.dead_lettered_records:
         raise RunError(
-            f"{len(failed)} execution(s) failed for good (first: {failed[0].error}); see {options.out / 'traces'}"
+            f"{report.dead_lettered_records} record(s) went to the dead-letter queue after every retry; "
+            f"see {options.out / 'traces'}"
         )
+    if evaluation.status != "SUCCEEDED":
+        raise RunError(f"the date and window evaluation failed ({evaluation.error}); see {options.out / 'traces'}")
+    undelivered = summary["undelivered"]
+    if undelivered["pending"] or undelivered["abandoned"]:
+        raise RunError(
+            f"{undelivered['abandoned']} outcome(s) abandoned and {undelivered['pending']} still pending for some "
+            f"sink; see `incremental-analytics outcomes abandoned --from {options.out}`"
+        )
+    if disagreeing:
+        raise RunError(f"the attribute sinks disagree for {len(disagreeing)} user(s), first {disagreeing[0]}")
     return summary
+
+
+def _inject(aws: LocalAws, faults: Sequence[Fault]) -> None:
+    """Each fault, its counts added up when an operation is named twice."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for fault in faults:
+        counts[(fault.service, fault.operation)] += fault.count
+    for (service, operation), count in counts.items():
+        code, status = Fault(service, operation).error
+        aws.fail_next(service, operation, count, code, status)
+
+
+def _redeliver_as_scheduled(product: LocalProduct) -> tuple[list[ExecutionResult], list[ExecutionResult]]:
+    """What the hourly schedule does once the stream is delivered: each run sends the outcomes some sink still
+    lacks whose backoff has passed. Runs with nothing due change nothing, so the run goes straight to the first
+    hourly run at which something is due, until no outcome is pending (delivered, or abandoned for a sink).
+    Returns the scheduled runs and the DeliverOutcomes executions they started."""
+    policy = RetryPolicy(first=dt.timedelta(seconds=int(product.stack.parameters["RedeliverAfterSeconds"])))
+    limit = int(product.stack.parameters["MaxDeliveryAttempts"])
+    start = last = dt.datetime.now(dt.UTC)
+    runs: list[ExecutionResult] = []
+    deliveries: list[ExecutionResult] = []
+    # Bounded: a run attempts every outcome due, and each takes at most MaxDeliveryAttempts attempts.
+    for _ in range(limit * 3):
+        pending = [
+            as_undelivered(item) for item in product.audit_items() if str(item.get("undelivered", "")).startswith("P")
+        ]
+        if not pending:
+            break
+        due = min(policy.due_at(o.attempts, o.attempted_at, o.committed_at) for o in pending)
+        hours = max(1, -(-(due - start) // SCHEDULE), (last - start) // SCHEDULE + 1)
+        last = start + hours * SCHEDULE
+        run = product.redeliver(last)
+        runs.append(run)
+        deliveries.extend(product.last_deliveries)
+        if run.status != "SUCCEEDED":
+            break
+    return runs, deliveries
 
 
 def _put_lines(
@@ -164,13 +230,19 @@ def _put_lines(
     return positions
 
 
-def _agreed_attributes(product: LocalProduct) -> dict[str, dict[str, str]]:
+def _attributes(product: LocalProduct) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The attributes the attribute sinks agree on, and the users on whom they disagree (an outcome one sink
+    does not have yet)."""
     by_sink = product.sink_attributes()
     pinpoint, profiles = by_sink["pinpoint"], by_sink["profiles"]
-    if pinpoint != profiles:
-        users = sorted(set(pinpoint) ^ set(profiles) | {u for u in pinpoint if pinpoint[u] != profiles.get(u)})
-        raise RunError(f"the attribute sinks disagree for {len(users)} user(s), first {users[0]}")
-    return dict(sorted(pinpoint.items()))
+    users = sorted(set(pinpoint) | set(profiles))
+    agreed = {}
+    for user in users:
+        mine, theirs = pinpoint.get(user, {}), profiles.get(user, {})
+        common = {name: value for name, value in mine.items() if theirs.get(name) == value}
+        if common:
+            agreed[user] = dict(sorted(common.items()))
+    return agreed, [user for user in users if pinpoint.get(user) != profiles.get(user)]
 
 
 def _execution_counts(aws: LocalAws, product: LocalProduct) -> dict[str, int]:
@@ -248,10 +320,7 @@ def _write_outputs(  # noqa: PLR0917 - one writer of the run's files, each passe
     jsonl("rules.jsonl", [rule.to_dict() for rule in rules])
     jsonl(
         "deliveries.jsonl",
-        sorted(
-            ({"outcome_id": item["outcome_id"], **(item.get("delivery") or {"pending": True})} for item in audit),
-            key=lambda row: row["outcome_id"],
-        ),
+        sorted((_delivery_row(item) for item in audit), key=lambda row: row["outcome_id"]),
     )
     jsonl(
         "counters.jsonl",
@@ -269,9 +338,23 @@ def _write_outputs(  # noqa: PLR0917 - one writer of the run's files, each passe
     )
 
 
+def _delivery_row(item: dict[str, Any]) -> dict[str, Any]:
+    """An outcome's delivery as the outbox records it: each sink's status, the attempts, the overall state."""
+    delivery = item.get("delivery") or {}
+    return {
+        "outcome_id": item["outcome_id"],
+        "user_id": item["user_id"],
+        "rule_id": item["rule_id"],
+        **{sink: delivery.get(sink, "pending") for sink in SINKS},
+        "attempts": int(item.get("delivery_attempts", 0)),
+        "state": delivery_state(delivery).value,
+    }
+
+
 def _save_traces(aws: LocalAws, out: Path, executions: Sequence[Any], outcomes: Sequence[dict[str, Any]]) -> None:
     """Keep the history of the executions worth looking at: those that decided outcomes, failed ones, a few more."""
     deciding = {outcome["execution"] for outcome in outcomes}
+    executions = [e for e in executions if e.arn]  # an injected StartSyncExecution fault started nothing
     chosen = [e for e in executions if e.status != "SUCCEEDED" or e.arn in deciding]
     rest = [e for e in executions if e not in chosen]
     chosen += random.Random(0).sample(rest, min(len(rest), 3))

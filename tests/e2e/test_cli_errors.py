@@ -45,6 +45,14 @@ def _exit_status(argv: list[str]) -> int:
         (["explain", "--from", "/nonexistent", "--user", "u"], EXIT_FAILED, "not a run output folder"),
         (["trace", "--from", "/nonexistent"], EXIT_FAILED, "no traces in /nonexistent"),
         (["rules", "validate", "/nonexistent.csv"], EXIT_FAILED, "cannot read /nonexistent.csv"),
+        (
+            ["run", "--rules", RULES, "--events", "x", "--out", "y", "--inject-fault", "pinpoint.Nothing"],
+            EXIT_USAGE,
+            "pinpoint has no operation 'Nothing'",
+        ),
+        (["outcomes", "redrive"], EXIT_USAGE, "the following arguments are required: --stack"),
+        (["outcomes", "pending"], EXIT_USAGE, "one of the arguments --from --stack is required"),
+        (["outcomes", "abandoned", "--from", "/nonexistent"], EXIT_FAILED, "not a run output folder"),
     ],
 )
 def test_a_bad_invocation_is_one_line(
@@ -78,6 +86,9 @@ def test_run_into_an_existing_file_is_refused_before_any_work(
         ["rules", "diff", RULES, "--stack", "prod"],
         ["rules", "push", RULES, "--stack", "prod"],
         ["explain", "--stack", "prod", "--user", "u"],
+        ["outcomes", "pending", "--stack", "prod"],
+        ["outcomes", "abandoned", "--stack", "prod"],
+        ["outcomes", "redrive", "--stack", "prod"],
     ],
 )
 def test_a_stack_command_without_a_region_says_how_to_give_one(

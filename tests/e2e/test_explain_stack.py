@@ -53,4 +53,5 @@ def aws_with_product() -> object:
         now = int(time.time() * 1000)
         product.put_events({"user_id": "u1", "event_type": "click", "timestamp": now - 1000 + n} for n in range(3))
         product.ingest()
+        product.deliver()
         yield aws, product

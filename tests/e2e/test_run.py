@@ -110,8 +110,13 @@ def test_summary_counts_lines(run_folder: Path) -> None:
     assert (summary["accepted"], summary["ignored"], summary["rejected"], summary["duplicates"]) == (14, 2, 3, 1)
     assert summary["outcomes"] == {"qualified": 2, "disqualified": 0, "reached": 2}
     assert summary["executions"]["IngestBatch"] >= 5
-    assert summary["aws_requests"]["stepfunctions.StartSyncExecution"] == summary["executions"]["IngestBatch"]
+    # The Pipes start one execution per batch: IngestBatch from the stream, DeliverOutcomes from the outbox.
+    started = summary["executions"]["IngestBatch"] + summary["executions"]["DeliverOutcomes"]
+    assert summary["aws_requests"]["stepfunctions.StartSyncExecution"] == started
     assert summary["aws_requests"]["dynamodb.TransactWriteItems"] > 0
+    # Every sink took every outcome once, at the first attempt: nothing was left for the schedule.
+    assert summary["deliveries"] == {"eventbridge": 4, "pinpoint": 4, "profiles": 4}
+    assert summary["undelivered"] == {"pending": 0, "abandoned": 0} and summary["redelivery_runs"] == 0
 
 
 def test_rejected_lines_with_reasons(run_folder: Path) -> None:
@@ -212,7 +217,19 @@ def test_rules_show_prints_the_normalised_rules(capsys: pytest.CaptureFixture[st
     assert [rule["rule_id"] for rule in shown["rules"]][:2] == ["aggregate-pageview", "date-purchase-product-table"]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["explain"], ["trace"], ["rules", "validate"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["explain"],
+        ["trace"],
+        ["rules", "validate"],
+        ["demo"],
+        ["outcomes", "pending"],
+        ["outcomes", "redrive"],
+    ],
+)
 def test_every_command_answers_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([*command, "--help"])
@@ -272,7 +289,7 @@ def test_run_now_evaluates_the_guides_date_rules_once(
     }
     summary = json.loads((out / "summary.json").read_text())
     assert summary["executions"]["EvaluatePeriods"] == 1 and summary["now"].startswith("2021-03-05T00:00:00")
-    assert summary["executions"]["DeliverOutcomes"] == 2  # one chunk per rule with outcomes
+    assert summary["executions"]["DeliverOutcomes"] == 1  # both outcomes in one batch of the outbox's stream
     capsys.readouterr()
     assert main(["explain", "--from", str(out), "--user", "ivy", "--rule", "date-purchase-product-table"]) == 0
     text = capsys.readouterr().out

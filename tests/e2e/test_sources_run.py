@@ -122,6 +122,17 @@ def test_a_file_mixing_the_three_shapes_counts_each_right(tmp_path: Path, args: 
         "AiUGstSDIg": {"trk_Course Clicked": "ready"},
         "97980cfea0067": {"trk_page": "ready", "trk_screen": "ready"},
     }
+    # Through the outbox's delivery, each sink took each outcome it can address once; the anonymous visitor's
+    # outcome went to EventBridge only, and is final for the two others.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["deliveries"] == {"eventbridge": 8, "pinpoint": 7, "profiles": 7}
+    assert summary["undelivered"] == {"pending": 0, "abandoned": 0}
+    (anonymous,) = [row for row in _jsonl(out / "deliveries.jsonl") if row["user_id"] == "anonymous:anon-7"]
+    assert (anonymous["eventbridge"], anonymous["pinpoint"], anonymous["profiles"]) == (
+        "delivered",
+        "no_endpoint",
+        "no_profile",
+    )
 
 
 def test_identity_user_counts_user_ids_only(tmp_path: Path) -> None:

@@ -174,6 +174,15 @@ _GET = {"TableName": TABLE, "Key": {"pk": {"S": "a"}}}
          "S3.NoSuchKeyException"),
         ("aws-sdk:cloudwatch:putMetricData", {"Namespace": "n", "MetricData": [{"MetricName": "m", "Value": 1}]},
          ("cloudwatch", "PutMetricData", "Throttling"), "CloudWatch.CloudWatchException"),
+        # A query-protocol service answers a code that is not its shape's name: the SDK's class is the shape's.
+        ("aws-sdk:cloudwatch:putMetricData", {"Namespace": "n", "MetricData": [{"MetricName": "m", "Value": 1}]},
+         ("cloudwatch", "PutMetricData", "InternalServiceError"), "CloudWatch.InternalServiceFaultException"),
+        # The delivery path's retriers: optimised DynamoDB's account-quota and server errors, EventBridge's.
+        ("dynamodb:updateItem", {**_GET, "UpdateExpression": "SET a = :a",
+                                 "ExpressionAttributeValues": {":a": {"S": "x"}}},
+         ("dynamodb", "UpdateItem", "InternalServerError"), "DynamoDB.InternalServerErrorException"),
+        ("events:putEvents", {"Entries": [{"Source": "s", "DetailType": "d", "Detail": {}}]},
+         ("events", "PutEvents", "InternalException"), "EventBridge.InternalException"),
         ("aws-sdk:pinpoint:getUserEndpoints", {"ApplicationId": "a", "UserId": "u"},
          ("pinpoint", "GetUserEndpoints", "TooManyRequestsException"), "Pinpoint.TooManyRequestsException"),
         ("aws-sdk:customerprofiles:searchProfiles", {"DomainName": "d", "KeyName": "k", "Values": ["v"]},

@@ -76,6 +76,44 @@ def test_pinpoint_batch_update_and_events(aws: LocalAws) -> None:
     assert [(event["EndpointId"], event["EventType"]) for event in aws.pinpoint.events] == [("e1", "trk_redbutton")]
 
 
+def test_pinpoint_put_events_answers_per_item(aws: LocalAws) -> None:
+    """Pinpoint accepts the request and answers each event: 202, or 400 for an event it does not take (API
+    reference, Events resource; the request itself still answers 202)."""
+    pinpoint = aws.client("pinpoint")
+    aws.pinpoint.fail_events_next(1)
+    good = {"EventType": "trk_x", "Timestamp": "2021-01-28T16:00:00Z"}
+    answer = pinpoint.put_events(
+        ApplicationId=APP,
+        EventsRequest={
+            "BatchItem": {
+                "e1": {"Endpoint": {}, "Events": {"injected": good, "late": {**good, "Timestamp": "yesterday"}}},
+                "e2": {"Endpoint": {}, "Events": {"ok": good, "wide": {**good, "Attributes": {"k" * 51: "v"}}}},
+            }
+        },
+    )
+    assert problems("pinpoint", "PutEvents", answer) == []
+    results = answer["EventsResponse"]["Results"]
+    codes = {
+        (endpoint, event): item["StatusCode"]
+        for endpoint, result in results.items()
+        for event, item in result["EventsItemResponse"].items()
+    }
+    assert codes == {("e1", "injected"): 400, ("e1", "late"): 400, ("e2", "ok"): 202, ("e2", "wide"): 400}
+    assert {result["EndpointItemResponse"]["StatusCode"] for result in results.values()} == {202}
+    assert [event["EventId"] for event in aws.pinpoint.events] == ["ok"]  # only what was accepted is kept
+
+
+def test_a_fake_keeps_the_calls_it_answered(aws: LocalAws) -> None:
+    aws.profiles.create_domain("shop")
+    profiles = aws.client("customer-profiles")
+    profiles.create_profile(DomainName="shop", Attributes={"user_id": "u1"})
+    aws.profiles.fail_next(1, "ThrottlingException")
+    with pytest.raises(ClientError):
+        profiles.search_profiles(DomainName="shop", KeyName="user_id", Values=["u1"])
+    assert [operation for operation, _ in aws.profiles.answered] == ["CreateProfile"]
+    assert [operation for operation, _ in aws.profiles.calls] == ["CreateProfile", "SearchProfiles"]
+
+
 @pytest.mark.parametrize(
     ("call", "code"),
     [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as sdk_service,
 )
@@ -54,6 +56,7 @@ def test_the_moto_source_the_patches_replace_is_unchanged() -> None:
     assert "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES" in inspect.getsource(sdk_service.StateTaskServiceAwsSdk.__mro__[2])
     assert "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)" in inspect.getsource(callback_service)
     assert callback_service._DELAY_SECONDS_SYNC_CONDITION_CHECK == glue.SYNC_CHECK_SECONDS
+    assert "EnteredTime=datetime.datetime.now(tz=datetime.timezone.utc).isoformat()" in inspect.getsource(state_module)
 
 
 def test_executions_started_without_a_name_get_distinct_arns(aws: LocalAws) -> None:
@@ -273,6 +276,9 @@ def test_json_paths_intrinsics_and_sdk_results_read_as_on_aws(aws: LocalAws) -> 
                     "wildcard.$": "$.a[*].b",
                     "single_wildcard.$": "$.c[*].b",
                     "none.$": "$.d[*].b",
+                    "values.$": "$.e.*.code",
+                    "no_values.$": "$.f.*.code",
+                    "entered.$": "$$.State.EnteredTime",
                     "keyed.$": "States.StringToJson(States.Format('\\{\"{}\":{}\\}', $.a[1].b, $.c[0].b))",
                     "started.$": "$$.Execution.StartTime",
                 },
@@ -289,7 +295,8 @@ def test_json_paths_intrinsics_and_sdk_results_read_as_on_aws(aws: LocalAws) -> 
         },
     }
     arn = _machine(aws, "paths", definition, kind="EXPRESS")
-    result = aws.start_sync_execution(arn, {"a": [{"b": "one"}, {"b": "two"}], "c": [{"b": 1}], "d": []}, name="p")
+    given = {"a": [{"b": "one"}, {"b": "two"}], "c": [{"b": 1}], "d": [], "e": {"x": {"code": 202}}, "f": {}}
+    result = aws.start_sync_execution(arn, given, name="p")
     assert result.status == "SUCCEEDED", result.cause
     output = result.output
     assert (output["definite"], output["wildcard"], output["single_wildcard"], output["none"]) == (
@@ -299,7 +306,10 @@ def test_json_paths_intrinsics_and_sdk_results_read_as_on_aws(aws: LocalAws) -> 
         [],
     )
     assert output["keyed"] == {"two": 1}
+    assert (output["values"], output["no_values"]) == ([202], [])  # `.*` is a wildcard: indefinite, as `[*]`
     assert isinstance(output["started"], str) and output["started"].endswith("Z")
+    # As AWS writes it, e.g. 2019-03-26T20:14:13.192Z: instants stored from it compare as text.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", output["entered"]), output["entered"]
     assert output["read"]["body"] == {"n": 1} and isinstance(output["read"]["modified"], str)
 
 

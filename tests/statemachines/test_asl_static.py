@@ -52,7 +52,7 @@ def test_the_checks_find_broken_graphs() -> None:
         d["States"]["ParseRecords"]["Next"] = "Nowhere"
 
     def no_default(d: dict[str, Any]) -> None:
-        del d["States"]["AnythingToDeliver"]["Default"]
+        del d["States"]["AnyRejects"]["Default"]
 
     def no_retry(d: dict[str, Any]) -> None:
         d["States"]["MatchAndEvaluate"]["Retry"] = []
@@ -64,14 +64,12 @@ def test_the_checks_find_broken_graphs() -> None:
     assert graph_problems(_mutated(dangling)) == [
         "(top)ParseRecords: goes to Nowhere, which is not a state here",
         "(top)AnyRejects: unreachable",
-        "(top)AnythingToDeliver: unreachable",
         "(top)Apply: unreachable",
-        "(top)DeliverOutcomes: unreachable",
         "(top)Done: unreachable",
         "(top)MatchAndEvaluate: unreachable",
         "(top)QuarantineRejects: unreachable",
     ]
-    assert graph_problems(_mutated(no_default)) == ["(top)AnythingToDeliver: a Choice without a Default"]
+    assert graph_problems(_mutated(no_default)) == ["(top)AnyRejects: a Choice without a Default"]
     assert graph_problems(_mutated(no_retry)) == [
         "(top)MatchAndEvaluate: lambda:invoke does not retry "
         "Lambda.AWSLambdaException, Lambda.SdkClientException, Lambda.ServiceException"
@@ -86,10 +84,10 @@ def test_the_checks_find_placeholder_mismatches(tmp_path: Path) -> None:
         source.logical_id, source.path, source.text, source.substitutions | {"Unused"}, source.express
     )
     missing = StateMachineSource(
-        source.logical_id, source.path, source.text, source.substitutions - {"AuditTable"}, source.express
+        source.logical_id, source.path, source.text, source.substitutions - {"DataBucket"}, source.express
     )
     assert problems(extra) == ["DefinitionSubstitution Unused is not used"]
-    assert problems(missing) == ["placeholder ${AuditTable} has no DefinitionSubstitution"]
+    assert problems(missing) == ["placeholder ${DataBucket} has no DefinitionSubstitution"]
 
 
 def test_statelint_runs_on_the_substituted_definition() -> None:
@@ -100,19 +98,29 @@ def test_statelint_runs_on_the_substituted_definition() -> None:
     assert any(problem.startswith("statelint:") for problem in problems(bad))
 
 
-def test_every_workflow_delivers_outcomes_with_the_same_states() -> None:
-    """IngestBatch delivers inline (no child execution per batch); DeliverOutcomes serves the period evaluation and
-    the redelivery. Their delivery states are one design: a change to one must be made to both."""
-    by_id = {source.logical_id: json.loads(source.text) for source in SOURCES}
-    inline = dict(by_id["IngestBatchStateMachine"]["States"]["DeliverOutcomes"])
-    shared = dict(by_id["DeliverOutcomesStateMachine"]["States"]["DeliverOutcomes"])
-    assert inline.pop("Next") == "Done" and shared.pop("Next") == "Done"
-    assert inline == shared
+def _deliver() -> StateMachineSource:
+    return next(source for source in SOURCES if source.logical_id == "DeliverOutcomesStateMachine")
+
+
+def _delivery_mutated(change: Any) -> dict[str, Any]:
+    definition = copy.deepcopy(_deliver().substituted())
+    change(definition)
+    return definition
 
 
 def _delivery(d: dict[str, Any]) -> dict[str, Any]:
-    states: dict[str, Any] = d["States"]["DeliverOutcomes"]["ItemProcessor"]["States"]
+    """The states of one outcome's attempt (DeliverEach's processor)."""
+    states: dict[str, Any] = d["States"]["DeliverEach"]["ItemProcessor"]["States"]
     return states
+
+
+def _sink(d: dict[str, Any], position: int) -> dict[str, Any]:
+    """The states of one sink's branch, in SINKS order: eventbridge, pinpoint, profiles."""
+    states: dict[str, Any] = _delivery(d)["Sinks"]["Branches"][position]["States"]
+    return states
+
+
+PINPOINT = "DeliverEach.processor/Sinks.branch[1]/"
 
 
 def test_the_checks_know_which_errors_each_integration_raises() -> None:
@@ -121,37 +129,46 @@ def test_the_checks_know_which_errors_each_integration_raises() -> None:
         writes["WriteEvents"]["Retry"][0]["ErrorEquals"][0] = "DynamoDB.ProvisionedThroughputExceededException"
 
     def suffixed_step_functions_name(d: dict[str, Any]) -> None:
-        _delivery(d)["MarkDelivered"]["Catch"][0]["ErrorEquals"] = ["StepFunctions.ExecutionAlreadyExistsException"]
+        _delivery(d)["Delivered"]["Catch"][0]["ErrorEquals"] = ["StepFunctions.ExecutionAlreadyExistsException"]
+
+    def unsuffixed_dynamodb_name(d: dict[str, Any]) -> None:
+        _delivery(d)["Claim"]["Retry"][0]["ErrorEquals"][2] = "DynamoDB.RequestLimitExceeded"
 
     found = error_name_problems(_mutated(optimised_name_on_sdk_task))
     assert found == [
         "Apply.branch[0]/StoreTimeSeries.processor/WriteEvents: aws-sdk:dynamodb:batchWriteItem never raises "
         "DynamoDB.ProvisionedThroughputExceededException (its errors are DynamoDb.*)"
     ]
-    assert error_name_problems(_mutated(suffixed_step_functions_name)) == [
-        "DeliverOutcomes.processor/MarkDelivered: dynamodb:updateItem never raises "
+    assert error_name_problems(_delivery_mutated(suffixed_step_functions_name)) == [
+        "DeliverEach.processor/Delivered: dynamodb:updateItem never raises "
         "StepFunctions.ExecutionAlreadyExistsException (its errors are DynamoDB.*)"
+    ]
+    # The optimised integration names errors by the Java SDK's exception classes: RequestLimitExceededException.
+    assert error_name_problems(_delivery_mutated(unsuffixed_dynamodb_name)) == [
+        "DeliverEach.processor/Claim: dynamodb:updateItem never raises DynamoDB.RequestLimitExceeded "
+        "(its errors are DynamoDB.*)"
     ]
 
 
 def test_the_checks_want_every_task_to_retry_its_service_throttling() -> None:
     def no_retry(d: dict[str, Any]) -> None:
-        del _delivery(d)["CountSinkFailure"]["Retry"]
+        del _sink(d, 0)["EventBridgeAbandons"]["Retry"]
 
-    assert throttling_problems(_mutated(no_retry)) == [
-        "DeliverOutcomes.processor/CountSinkFailure: does not retry throttling (CloudWatch.CloudWatchException)"
+    assert throttling_problems(_delivery_mutated(no_retry)) == [
+        "DeliverEach.processor/Sinks.branch[0]/EventBridgeAbandons: does not retry throttling "
+        "(CloudWatch.CloudWatchException)"
     ]
 
 
 def test_the_checks_refuse_sync_and_callback_tasks_in_an_express_workflow() -> None:
     def sync(d: dict[str, Any]) -> None:
-        _delivery(d)["MarkDelivered"]["Resource"] = "arn:aws:states:::states:startExecution.sync:2"
+        _delivery(d)["Delivered"]["Resource"] = "arn:aws:states:::states:startExecution.sync:2"
 
     def callback(d: dict[str, Any]) -> None:
         d["States"]["MatchAndEvaluate"]["Resource"] = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 
-    assert express_problems(_mutated(sync)) == [
-        "DeliverOutcomes.processor/MarkDelivered: arn:aws:states:::states:startExecution.sync:2 in an EXPRESS "
+    assert express_problems(_delivery_mutated(sync)) == [
+        "DeliverEach.processor/Delivered: arn:aws:states:::states:startExecution.sync:2 in an EXPRESS "
         "workflow (Express supports neither .sync nor .waitForTaskToken)"
     ]
     assert len(express_problems(_mutated(callback))) == 1
@@ -159,28 +176,29 @@ def test_the_checks_refuse_sync_and_callback_tasks_in_an_express_workflow() -> N
 
 def test_the_checks_find_reads_of_a_result_field_the_service_may_leave_out() -> None:
     def in_result_selector(d: dict[str, Any]) -> None:
-        _delivery(d)["LoadOutcome"]["ResultSelector"] = {"request.$": "States.StringToJson($.Item.request.S)"}
+        _sink(d, 1)["FindUserEndpoints"]["ResultSelector"] = {"ids.$": "$.EndpointsResponse.Item[*].Id"}
 
     def unguarded(d: dict[str, Any]) -> None:
-        _delivery(d)["LoadOutcome"]["Next"] = "Unpack"
+        _sink(d, 1)["FindUserEndpoints"]["Next"] = "UserEndpointIds"
 
     def compared_before_found(d: dict[str, Any]) -> None:
-        choice = _delivery(d)["OutcomeFound"]["Choices"][0]
+        choice = _sink(d, 1)["AnyEndpoint"]["Choices"][0]
         choice.pop("IsPresent")
         choice["IsNull"] = False
 
-    assert unguarded_read_problems(_mutated(in_result_selector)) == [
-        "DeliverOutcomes.processor/LoadOutcome: ResultSelector reads $.Item.request.S, which the service may leave out"
+    assert unguarded_read_problems(_delivery_mutated(in_result_selector)) == [
+        f"{PINPOINT}FindUserEndpoints: ResultSelector reads $.EndpointsResponse.Item[*].Id, which the service may "
+        "leave out"
     ]
-    assert unguarded_read_problems(_mutated(unguarded)) == [
-        "DeliverOutcomes.processor/Unpack: reads $.loaded.Item of LoadOutcome's result without a Choice finding it "
-        "present"
+    assert unguarded_read_problems(_delivery_mutated(unguarded)) == [
+        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result "
+        "without a Choice finding it present"
     ]
-    assert unguarded_read_problems(_mutated(compared_before_found)) == [
-        "DeliverOutcomes.processor/OutcomeFound: reads $.loaded.Item of LoadOutcome's result without a Choice "
-        "finding it present",
-        "DeliverOutcomes.processor/Unpack: reads $.loaded.Item of LoadOutcome's result without a Choice finding it "
-        "present",
+    assert unguarded_read_problems(_delivery_mutated(compared_before_found)) == [
+        f"{PINPOINT}AnyEndpoint: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result without a "
+        "Choice finding it present",
+        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result "
+        "without a Choice finding it present",
     ]
 
 
@@ -202,27 +220,24 @@ def test_every_role_grants_exactly_what_its_tasks_need() -> None:
 def test_the_iam_check_finds_a_missing_grant(tmp_path: Path) -> None:
     path = _template_with(
         tmp_path,
-        "              Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem]\n"
-        "              Resource: !GetAtt AuditTable.Arn",
-        "              Action: [dynamodb:GetItem, dynamodb:UpdateItem]\n              Resource: !GetAtt AuditTable.Arn",
+        "Action: [mobiletargeting:UpdateEndpoint, mobiletargeting:GetUserEndpoints, mobiletargeting:PutEvents]",
+        "Action: [mobiletargeting:UpdateEndpoint, mobiletargeting:PutEvents]",
     )
     assert iam_checks.problems(path)["DeliverOutcomesStateMachine"] == [
-        "RecordOutcome: needs dynamodb:PutItem on arn:AuditTable, which the role does not grant"
+        "FindUserEndpoints: needs mobiletargeting:GetUserEndpoints on *, which the role does not grant"
     ]
 
 
 def test_the_iam_check_finds_a_grant_on_the_wrong_resource_and_one_nothing_uses(tmp_path: Path) -> None:
     path = _template_with(
         tmp_path,
-        "            - Effect: Allow\n              Action: dynamodb:Query\n"
-        '              Resource: !Sub "${AuditTable.Arn}/index/pending"',
-        "            - Effect: Allow\n              Action: dynamodb:Query\n"
-        "              Resource: !GetAtt AuditTable.Arn",
+        "              Action: states:StartExecution\n              Resource: !Ref DeliverOutcomesStateMachine",
+        "              Action: states:StartExecution\n              Resource: !Ref SyncRulesStateMachine",
     )
     assert iam_checks.problems(path)["EvaluatePeriodsStateMachine"] == [
-        "QueryPending: needs dynamodb:Query on arn:AuditTable/index/pending, which the role does not grant",
-        "QueryPendingAfter: needs dynamodb:Query on arn:AuditTable/index/pending, which the role does not grant",
-        "the role grants dynamodb:Query on arn:AuditTable, which no Task needs",
+        "StartRedelivery: needs states:StartExecution on arn:DeliverOutcomesStateMachine, which the role does not "
+        "grant",
+        "the role grants states:StartExecution on arn:SyncRulesStateMachine, which no Task needs",
     ]
 
 

@@ -1,6 +1,6 @@
-"""Identities through the real ASL (SPEC 2.1 and 5): an `endpoint:<id>` identity is counted, marked and fired on
-its endpoint; the `Identity` parameter reaches ParseRecords, which ignores unruled system events before any user
-check; users sharing event ids are counted apart."""
+"""Identities through the real ASL (SPEC 2.1 and 5): an `endpoint:<id>` identity is counted, then marked and fired
+on its endpoint through the outbox's delivery; the `Identity` parameter reaches ParseRecords, which ignores unruled
+system events before any user check; users sharing event ids are counted apart."""
 
 from __future__ import annotations
 
@@ -71,6 +71,11 @@ def test_an_endpoint_identity_is_marked_and_fired_on_its_endpoint(aws: LocalAws,
         ("endpoint:ep-1", "opens", "reached"),
     ]
     assert product.counters()[("endpoint:ep-1", "clicks")].count == 2
+    # Counting touched no sink: the outcomes leave through the outbox's stream, into DeliverOutcomes.
+    assert [operation for operation, _ in aws.pinpoint.calls] == ["UpdateEndpoint"]  # the seeding
+    _all_succeeded(product.deliver())
+    # Addressed by the identity's own endpoint: no user's endpoints are looked up, none other is touched.
+    assert "GetUserEndpoints" not in [operation for operation, _ in aws.pinpoint.calls]
     (marked,) = [params for operation, params in aws.pinpoint.calls if operation == "UpdateEndpoint"][1:]
     assert marked["EndpointId"] == "ep-1"
     assert marked["EndpointRequest"] == {"User": {"UserAttributes": {"trk__email.click": ["ready"]}}}

@@ -1,5 +1,6 @@
 """Date and window rules (SPEC 4.2) through the real EvaluatePeriods and DeliverOutcomes ASL on the local AWS:
-events go in through the Pipe and the ingest workflow, evaluations run as `run --now` or the schedule starts them."""
+events go in through the Pipe and the ingest workflow, evaluations run as `run --now` or the schedule starts them,
+and their outcomes reach the sinks through the outbox's stream."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def test_guide_case_3_sum_greater_500_in_january(aws: LocalAws, product: LocalPr
         ],
     )
     summary = evaluated(product.evaluate_periods(at(2021, 2, 10)))
+    product.deliver()
 
     assert summary["qualified"] == 2 and summary["candidates"] == 4 and summary["closed"] is True
     outcomes = product.outcomes()
@@ -145,10 +147,12 @@ def test_a_rolling_window_qualifies_then_disqualifies(aws: LocalAws, product: Lo
         ],
     )
     first = evaluated(product.evaluate_periods(at(2021, 5, 11, 12)))
+    product.deliver()
     assert first["qualified"] == 1
     assert attribute(product, "trk_window_app_open") == {"u1": "ready"}
 
     moved_on = evaluated(product.evaluate_periods(at(2021, 5, 12, 6)))  # the window starts 05-10 06:00 now
+    product.deliver()
     assert moved_on["qualified"] == 0 and moved_on["outcomes"] == {"qualified": 0, "disqualified": 1}
     kinds = [(o["user_id"], o["kind"]) for o in product.outcomes()]
     assert sorted(kinds) == [("u1", "disqualified"), ("u1", "qualified")]
@@ -240,11 +244,12 @@ def test_a_pending_outcome_is_delivered_by_the_next_scheduled_run(aws: LocalAws,
     aws.profiles.fail_next(1000, "InternalServerException")
     now = dt.datetime.now(UTC)
     ingest(product, [event("u1", now - dt.timedelta(minutes=5 + n)) for n in range(3)])
+    product.deliver()
     (pending,) = product.audit_items()
-    assert pending["delivery"]["profiles"] == "failed" and "pending" in pending
+    assert pending["delivery"]["profiles"] == "failed" and pending["undelivered"].startswith("P")
 
-    product.fire_schedule(now + dt.timedelta(minutes=1))  # not yet "a while": left for later
-    assert "pending" in product.audit_items()[0]
+    product.fire_schedule(now + dt.timedelta(minutes=1))  # the first backoff (5 minutes) has not passed
+    assert int(product.audit_items()[0]["delivery_attempts"]) == 1
     still_down = product.fire_schedule(now + dt.timedelta(minutes=10))
     assert still_down.status == "SUCCEEDED"
     assert int(product.audit_items()[0]["delivery_attempts"]) == 2
@@ -254,8 +259,9 @@ def test_a_pending_outcome_is_delivered_by_the_next_scheduled_run(aws: LocalAws,
     assert healed.status == "SUCCEEDED"
     (delivered,) = product.audit_items()
     assert delivered["delivery"] == {"eventbridge": "delivered", "pinpoint": "delivered", "profiles": "delivered"}
-    assert "pending" not in delivered and "pending_since" not in delivered
+    assert "undelivered" not in delivered and "claimed_by" not in delivered
     assert attribute(product, "trk_greenbutton") == {"u1": "ready"}
+    assert product.sink_deliveries() == {"eventbridge": 1, "pinpoint": 1, "profiles": 1}
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------

@@ -83,3 +83,56 @@ def test_the_period_evaluation_updates_only_its_own_items_of_the_counters_table(
     assert update["Resource"] == {"Fn::GetAtt": ["CountersTable", "Arn"]}
     (allowed,) = update["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert period_key("any-rule", "identity")["pk"]["S"].startswith(allowed.rstrip("*"))
+
+
+# EventBridge User Guide, "Event source permissions for Amazon EventBridge Pipes": a DynamoDB stream source needs
+# these four; a dead-letter queue needs sqs:SendMessage. "Amazon EventBridge Pipes targets": a Step Functions target
+# is started with StartSyncExecution when the invocation is REQUEST_RESPONSE, StartExecution when FIRE_AND_FORGET.
+DYNAMODB_STREAM_READ = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
+START = {"REQUEST_RESPONSE": "states:StartSyncExecution", "FIRE_AND_FORGET": "states:StartExecution"}
+
+
+def _grants(role: str) -> dict[str, list[Any]]:
+    """action -> the resources a Pipe's role grants it on (conditional statements aside)."""
+    found: dict[str, list[Any]] = {}
+    for policy in RESOURCES[role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            for action in actions:
+                found.setdefault(action, []).append(statement["Resource"])
+    return found
+
+
+def test_each_pipe_from_a_table_stream_may_read_it_start_its_target_and_nothing_more() -> None:
+    pipes = {
+        name: pipe["Properties"]
+        for name, pipe in _of_type("AWS::Pipes::Pipe").items()
+        if "DynamoDBStreamParameters" in pipe["Properties"]["SourceParameters"]
+    }
+    assert set(pipes) == {"OutboxPipe", "RulesChangedPipe"}
+    for name, pipe in pipes.items():
+        granted = _grants(pipe["RoleArn"]["Fn::GetAtt"][0])
+        invocation = pipe["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"]
+        expected = {action: [pipe["Source"]] for action in DYNAMODB_STREAM_READ}
+        expected[START[invocation]] = [pipe["Target"]]
+        dead_letters = pipe["SourceParameters"]["DynamoDBStreamParameters"].get("DeadLetterConfig")
+        if dead_letters:
+            expected["sqs:SendMessage"] = [dead_letters["Arn"]]
+        assert granted == expected, name
+
+
+def test_the_outbox_pipe_delivers_new_outcomes_synchronously_to_the_express_delivery() -> None:
+    pipe = RESOURCES["OutboxPipe"]["Properties"]
+    assert pipe["Source"] == {"Fn::GetAtt": ["AuditTable", "StreamArn"]}
+    assert pipe["Target"] == {"Ref": "DeliverOutcomesStateMachine"}
+    assert RESOURCES["DeliverOutcomesStateMachine"]["Properties"]["Type"] == "EXPRESS"
+    # Pipes: an Express target takes REQUEST_RESPONSE, so that a failed delivery execution is retried.
+    assert pipe["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "REQUEST_RESPONSE"
+    assert pipe["SourceParameters"]["FilterCriteria"]["Filters"] == [{"Pattern": '{"eventName": ["INSERT"]}'}]

@@ -8,8 +8,11 @@ Counters table (one table, two kinds of item under each user's partition):
   period    pk=P#<rule_id>  sk=I#<identity>                         a date/window rule's evaluation state
 Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purging a rule's state.
 
-Audit table (the outbox): pk=user_id, sk=outcome_id; `rule_id`/`occurred_at` for the `by-rule` GSI, and
-`pending`/`pending_since` while some sink has not taken the outcome, for the sparse `pending` GSI.
+Audit table (the outbox): pk=user_id, sk=outcome_id; `rule_id`/`occurred_at` for the `by-rule` GSI; `delivery`,
+each sink's status (domain.delivery.SinkStatus), and `delivery_attempts`; and, while some sink lacks the outcome,
+`undelivered` (a shard `P<n>` of the pending outcomes, or `ABANDONED`) with `committed_at`, for the sparse
+`undelivered` GSI that the scheduled redelivery and `outcomes pending|abandoned` read. Its stream (keys only)
+feeds the Pipe that delivers each new outcome.
 
 Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash of the event>, with a
 TTL. The hash covers the user, the event id, the attributes and the metrics: copies of a record are one item
@@ -30,6 +33,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from incremental_analytics.domain.commits import Chunk
+from incremental_analytics.domain.delivery import initial_delivery
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
@@ -235,14 +239,23 @@ def period_key(rule_id: str, identity: str) -> dict[str, Any]:
 
 # -- the outbox -----------------------------------------------------------------------------------------------
 
+UNDELIVERED_INDEX = "undelivered"
+ABANDONED = "ABANDONED"  # the `undelivered` partition of outcomes some sink gave up on
+
 
 def pending_shard(outcome_id: str, shards: int) -> str:
+    """The `undelivered` partition of a pending outcome: writes spread over `shards` partitions."""
     return f"P{int(hashlib.sha256(outcome_id.encode()).hexdigest(), 16) % max(shards, 1)}"
 
 
-def outbox_item(delivery: Mapping[str, Any], committed_at: str, pending_shards: int) -> dict[str, Any]:
+def pending_partitions(shards: int) -> list[str]:
+    return [f"P{shard}" for shard in range(max(shards, 1))]
+
+
+def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> dict[str, Any]:
     """An outcome as the audit table keeps it: what the sinks are sent (`request`, which holds the outcome
-    and its evidence) as one JSON text, the fields that keys and indexes need, and the delivery state."""
+    and its evidence) as one JSON text, the fields that keys and indexes need, and the delivery state: every
+    sink pending, no attempt yet."""
     outcome = delivery["outcome"]
     return item_to_dynamo(
         {
@@ -256,8 +269,9 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, pending_shards: 
             "execution": outcome["execution"],
             "committed_at": committed_at,
             "request": json.dumps(delivery, sort_keys=True, separators=(",", ":")),
-            "pending": pending_shard(outcome["outcome_id"], pending_shards),
-            "pending_since": committed_at,
+            "delivery": initial_delivery(),
+            "delivery_attempts": 0,
+            "undelivered": pending_shard(outcome["outcome_id"], shards),
         }
     )
 

@@ -1,11 +1,9 @@
 """Where date and window rules keep their state: the time-series table (raw events of days still open), Parquet
-rollups in S3 (a rule's matching events of a closed day, written once), the qualified set of each evaluation,
-and the outcome chunks an evaluation hands to the DeliverOutcomes workflow.
+rollups in S3 (a rule's matching events of a closed day, written once), and the qualified set of each evaluation.
 
 S3 layout, under the data bucket:
   rollups/<rule_id>/<identity>/<yyyy-mm-dd>/<shard>.parquet     columns of periods.EVENT_COLUMNS + endpoint_id
   periods/<rule_id>/<identity>/qualified/<run>.json             the users qualified after that evaluation
-  evaluations/<execution>/<rule_id>/<n>.json                    {"records": outbox items, "deliveries": keys}
 """
 
 from __future__ import annotations

@@ -1,17 +1,27 @@
-"""What each sink receives for an outcome (SPEC section 5), shaped once so that the state machine only moves it.
+"""Delivery of outcomes to the sinks (SPEC section 5): what each sink is sent, and the per-sink delivery state.
 
-Step Functions' JSONPath cannot build a map whose key is data (an attribute named after the rule's output), so
-those pieces are built here; the workflow passes them to the sinks' APIs unchanged.
+What each sink receives is shaped once, here, when the outcome is committed to the outbox: Step Functions'
+JSONPath cannot build a map whose key is data (an attribute named after the rule's output), so the workflow only
+moves these pieces to the sinks' APIs.
+
+Each outbox item records, per sink, where the outcome stands. The DeliverOutcomes workflow sends an outcome only
+to the sinks that still lack it (`pending` or `failed`); the scheduled redelivery takes up outcomes some sink
+still lacks, after an exponential backoff, until `MaxDeliveryAttempts` is reached and the sink is `abandoned`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from incremental_analytics.domain.events import endpoint_of_identity
 from incremental_analytics.domain.outcomes import Outcome, OutcomeKind
+from incremental_analytics.domain.rules import iso_instant
 
 SOURCE = "incremental-analytics"
 DETAIL_TYPES = {
@@ -23,6 +33,123 @@ _ATTRIBUTE_VALUE = {OutcomeKind.QUALIFIED: "ready", OutcomeKind.DISQUALIFIED: "n
 # An endpoint id goes into a JSON text built by the workflow (States.Format): only plain ids are used.
 _SAFE_ENDPOINT = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
 
+# The sinks, in the order of DeliverOutcomes' Parallel branches (its results are read by position).
+SINKS = ("eventbridge", "pinpoint", "profiles")
+
+
+class SinkStatus(StrEnum):
+    PENDING = "pending"  # committed, not tried yet
+    DELIVERED = "delivered"
+    FAILED = "failed"  # tried and failed: the scheduled redelivery tries again after a backoff
+    ABANDONED = "abandoned"  # failed MaxDeliveryAttempts times: listed for an operator to redrive
+    OFF = "off"  # the sink is not configured in this deployment
+    NO_ENDPOINT = "no_endpoint"  # Pinpoint: the user has no endpoint to mark
+    NO_PROFILE = "no_profile"  # Customer Profiles: no profile holds the user's key
+
+
+# A sink "lacks" an outcome while it is pending or failed; every other status is final until a redrive.
+LACKING = frozenset({SinkStatus.PENDING, SinkStatus.FAILED})
+
+
+class DeliveryState(StrEnum):
+    """Where an outcome stands as a whole."""
+
+    DELIVERED = "delivered"  # no sink lacks it
+    PENDING = "pending"  # some sink lacks it: (re)delivery will try again
+    ABANDONED = "abandoned"  # some sink gave up on it
+
+
+def initial_delivery() -> dict[str, str]:
+    return dict.fromkeys(SINKS, SinkStatus.PENDING.value)
+
+
+def delivery_state(delivery: Mapping[str, str]) -> DeliveryState:
+    statuses = {SinkStatus(delivery.get(sink, SinkStatus.PENDING)) for sink in SINKS}
+    if SinkStatus.ABANDONED in statuses:
+        return DeliveryState.ABANDONED
+    if statuses & LACKING:
+        return DeliveryState.PENDING
+    return DeliveryState.DELIVERED
+
+
+def redriven(delivery: Mapping[str, str]) -> dict[str, str]:
+    """An operator's redrive: every abandoned sink is tried again; a sink that took the outcome is left alone."""
+    return {
+        sink: SinkStatus.FAILED.value if delivery.get(sink) == SinkStatus.ABANDONED else delivery.get(sink, "pending")
+        for sink in SINKS
+    }
+
+
+# -- when to try again -----------------------------------------------------------------------------------------
+
+MAX_BACKOFF = dt.timedelta(hours=12)
+# A DeliverOutcomes execution holds its outcome for at most its TimeoutSeconds (5 minutes); a claim older than
+# this was left by an execution that died, and the scheduled redelivery may take it over.
+CLAIM_EXPIRY = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff between delivery attempts: after the n-th failed attempt, wait first * 2^(n-1),
+    at most MAX_BACKOFF. An outcome the stream has not delivered yet waits `first` after its commit."""
+
+    first: dt.timedelta
+    cap: dt.timedelta = MAX_BACKOFF
+
+    def backoff(self, attempts: int) -> dt.timedelta:
+        if attempts < 1:
+            return self.first
+        return min(self.first * (1 << min(attempts - 1, 32)), self.cap)
+
+    def due_at(self, attempts: int, attempted_at: dt.datetime | None, committed_at: dt.datetime) -> dt.datetime:
+        if attempts < 1 or attempted_at is None:
+            return committed_at + self.first
+        return attempted_at + self.backoff(attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """An outbox outcome some sink still lacks, as the `undelivered` index shows it."""
+
+    user_id: str
+    outcome_id: str
+    committed_at: dt.datetime
+    attempts: int
+    attempted_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RedeliveryPlan:
+    pages: list[list[dict[str, str]]]  # each one DeliverOutcomes execution's input
+    due: int
+    undelivered: int
+    oldest_seconds: float  # how long the longest-waiting outcome has been undelivered (0 with none)
+
+
+def plan_redelivery(
+    outcomes: Iterable[Undelivered],
+    now: dt.datetime,
+    policy: RetryPolicy,
+    *,
+    page_size: int,
+    limit: int,
+) -> RedeliveryPlan:
+    """The outcomes due again at `now`, oldest first, in pages; at most `limit` (the rest wait for the next run)."""
+    waiting = sorted(outcomes, key=lambda o: (o.committed_at, o.outcome_id))
+    due = [o for o in waiting if policy.due_at(o.attempts, o.attempted_at, o.committed_at) <= now]
+    stale_before = iso_instant(now - CLAIM_EXPIRY)
+    keys = [{"user_id": o.user_id, "outcome_id": o.outcome_id, "stale_before": stale_before} for o in due[:limit]]
+    oldest = max(0.0, (now - waiting[0].committed_at).total_seconds()) if waiting else 0.0
+    return RedeliveryPlan(
+        pages=[keys[start : start + page_size] for start in range(0, len(keys), page_size)],
+        due=len(due),
+        undelivered=len(waiting),
+        oldest_seconds=oldest,
+    )
+
+
+# -- what each sink is sent ------------------------------------------------------------------------------------
+
 
 def safe_endpoint(endpoint_id: str | None) -> str | None:
     return endpoint_id if endpoint_id is not None and _SAFE_ENDPOINT.match(endpoint_id) else None
@@ -31,12 +158,13 @@ def safe_endpoint(endpoint_id: str | None) -> str | None:
 def delivery_item(
     outcome: Outcome, *, endpoint_id: str | None, profile_key: str, profile_endpoint_key: str
 ) -> dict[str, Any]:
-    """One outcome as the DeliverOutcomes map iterates it: the outcome plus each sink's request pieces.
+    """One outcome's delivery request, as the outbox keeps it: the outcome plus each sink's request pieces.
 
     An `endpoint:<id>` identity (SPEC 2.1) is addressed by that endpoint, whatever an event named: Pinpoint
     updates that endpoint (its user attributes, never its user id) or puts the event to it, and Customer Profiles
     finds the profile by `profile_endpoint_key`. Any other identity is a user id: `endpoint_id` is then the
-    endpoint its latest event named, and the profile is found by `profile_key`.
+    endpoint its latest event named, which the Pinpoint sink uses only when GetUserEndpoints says it is one of
+    this user's (an event must never move another user's endpoint), and the profile is found by `profile_key`.
     """
     addressed = endpoint_of_identity(outcome.user_id)
     item: dict[str, Any] = {

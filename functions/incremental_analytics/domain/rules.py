@@ -254,6 +254,14 @@ def iso_instant(moment: dt.datetime) -> str:
     return iso_ms(epoch_ms(moment))
 
 
+def parse_instant(text: str) -> dt.datetime:
+    """ISO-8601 text with a UTC offset (or Z), as an aware UTC datetime."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return moment.astimezone(dt.UTC)
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
 

@@ -14,21 +14,13 @@ from incremental_analytics.adapters import dynamodb_items as items
 from incremental_analytics.adapters import period_store as store
 from incremental_analytics.adapters.aws_clients import client
 from incremental_analytics.adapters.dynamodb_io import scan_all
+from incremental_analytics.adapters.outbox import record_outcomes
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.delivery import delivery_item
 from incremental_analytics.domain.periods import evaluate_period, latest_endpoints, plan_days
-from incremental_analytics.domain.rules import Rule, RuleType, iso_instant, iso_ms, short_hash
+from incremental_analytics.domain.rules import Rule, RuleType, iso_instant, iso_ms, parse_instant, short_hash
 from incremental_analytics.observability import logger, metrics, tracer
 from incremental_analytics.settings import Settings
-
-OUTCOMES_PER_CHUNK = 25  # one DeliverOutcomes execution; its records stay far below the payload limit
-
-
-def parse_instant(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset")
-    return moment.astimezone(dt.UTC)
 
 
 def occasion_of(now: dt.datetime) -> str:
@@ -49,7 +41,8 @@ def _rule(event: Mapping[str, Any]) -> Rule:
 
 
 def plan_evaluation(event: Mapping[str, Any], config: Settings, current: dt.datetime) -> dict[str, Any]:
-    """The rules to evaluate (enabled date and window rules, or the named ones) and the redelivery query."""
+    """The rules to evaluate (enabled date and window rules, or the named ones; none when the input says
+    `"evaluate": false`, a redelivery alone) and the outbox shards whose pending outcomes are redelivered."""
     given = event.get("now") or event.get("scheduled_time")
     now = parse_instant(str(given)) if given else current
     occasion = occasion_of(now)
@@ -59,7 +52,8 @@ def plan_evaluation(event: Mapping[str, Any], config: Settings, current: dt.date
         for rule in rules_from_items(scan_all(client("dynamodb"), config.rules_table))
         if rule.type is not RuleType.AGGREGATE and rule.enabled and (not wanted or rule.rule_id in wanted)
     ]
-    before = now - dt.timedelta(seconds=config.redeliver_after_seconds)
+    if event.get("evaluate") is False:
+        rules = []
     return {
         "now": iso_instant(now),
         "occasion": occasion,
@@ -71,7 +65,7 @@ def plan_evaluation(event: Mapping[str, Any], config: Settings, current: dt.date
             }
             for rule in rules
         ],
-        "redelivery": [{"shard": f"P{shard}", "before": iso_instant(before)} for shard in range(config.pending_shards)],
+        "redelivery": [{"shard": shard} for shard in items.pending_partitions(config.pending_shards)],
     }
 
 
@@ -156,7 +150,7 @@ def rollup_day_handler(event: dict[str, Any], context: LambdaContext) -> dict[st
 
 def evaluate_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
     """Totals per user over the period (rollups of closed days, raw open days), against the previous qualified
-    set; the outcomes go to S3 in chunks for DeliverOutcomes, the new set beside the rule's other sets."""
+    set; the outcomes go into the outbox (its stream delivers them), the new set beside the rule's other sets."""
     rule = _rule(event)
     now = parse_instant(str(event["now"]))
     run, execution = str(event["run"]), str(event["execution"])
@@ -176,41 +170,31 @@ def evaluate_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
     previous_key = event.get("previous")
     result = evaluate_period(rule, now, events, store.read_qualified(s3, bucket, previous_key), occasion=run)
     endpoints = latest_endpoints(events, (outcome.user_id for outcome in result.outcomes))
-    committed_at = iso_instant(dt.datetime.now(dt.UTC))
-    chunks = []
-    for index in range(0, len(result.outcomes), OUTCOMES_PER_CHUNK):
-        deliveries = [
-            delivery_item(
-                outcome.with_execution(execution),
-                endpoint_id=endpoints.get(outcome.user_id),
-                profile_key=config.profiles_key_name,
-                profile_endpoint_key=config.profiles_endpoint_key_name,
-            )
-            for outcome in result.outcomes[index : index + OUTCOMES_PER_CHUNK]
-        ]
-        key = f"evaluations/{execution.rsplit(':', 1)[-1]}/{rule.rule_id}/{index // OUTCOMES_PER_CHUNK}.json"
-        store.write_json(
-            s3,
-            bucket,
-            key,
-            {
-                "records": [items.outbox_item(d, committed_at, config.pending_shards) for d in deliveries],
-                "deliveries": [{"user_id": d["user_id"], "outcome_id": d["outcome_id"]} for d in deliveries],
-            },
+    deliveries = [
+        delivery_item(
+            outcome.with_execution(execution),
+            endpoint_id=endpoints.get(outcome.user_id),
+            profile_key=config.profiles_key_name,
+            profile_endpoint_key=config.profiles_endpoint_key_name,
         )
-        chunks.append(key)
+        for outcome in result.outcomes
+    ]
+    # Before the new qualified set is kept: a retried evaluation finds these outcomes there and leaves them be.
+    recorded = record_outcomes(
+        client("dynamodb"), config.audit_table, deliveries, iso_instant(dt.datetime.now(dt.UTC)), config.pending_shards
+    )
     qualified_key = store.qualified_key(rule, run)
     store.write_json(s3, bucket, qualified_key, sorted(result.qualified))
     superseded = store.existing_keys(s3, bucket, store.qualified_prefix(rule)) - {qualified_key, previous_key}
     store.delete_keys(s3, bucket, sorted(superseded))
     kinds = [outcome.kind.value for outcome in result.outcomes]
     return {
-        "chunks": chunks,
         "qualified_key": qualified_key,
         "previous": previous_key,
         "candidates": len(result.totals),
         "qualified": len(result.qualified),
         "outcomes": {"qualified": kinds.count("qualified"), "disqualified": kinds.count("disqualified")},
+        "recorded": recorded,
         "period": {"start": iso_ms(result.period.start_ms), "end": iso_ms(result.period.end_ms)},
         "timeseries_items_read": items_read,
         "rollups_read": len(rollups),

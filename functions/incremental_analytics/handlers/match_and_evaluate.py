@@ -1,5 +1,6 @@
 """MatchAndEvaluate: match a batch's events to the rules, read every (user, rule) counter in the batch at
-once, replay each group, and shape the commits, the time-series writes and the outcomes' deliveries."""
+once, replay each group, and shape the commits (counters, claims and outbox outcomes) and the time-series
+writes."""
 
 from __future__ import annotations
 
@@ -43,14 +44,14 @@ def group_payload(
     counter: tuple[CounterState, int, bool],
     execution: str,
     now: dt.datetime,
-    carried: Sequence[dict[str, str]] = (),
     attempt: int = 0,
 ) -> dict[str, Any]:
-    """One (user, rule) group as CommitCounters iterates it: its transactions in order, and the keys of the
-    outcomes they put in the outbox. ResolveConflict builds the same shape again from fresh reads."""
+    """One (user, rule) group as CommitCounters iterates it: its transactions in order, each putting its
+    outcomes in the outbox (whose stream delivers them). ResolveConflict builds the same shape again from fresh
+    reads."""
     state, version, whole_ring = counter
     chunks = plan_commits(state, version, rule, user_id, events)
-    transactions, chunk_outcomes, deliveries = [], [], list(carried)
+    transactions = []
     for position, chunk in enumerate(chunks):
         chunk_deliveries = [
             delivery_item(
@@ -76,9 +77,6 @@ def group_payload(
                 pending_shards=config.pending_shards,
             )
         )
-        keys = [{"user_id": user_id, "outcome_id": d["outcome_id"]} for d in chunk_deliveries]
-        chunk_outcomes.append(keys)
-        deliveries.extend(keys)
     return {
         "user_id": user_id,
         "rule_id": rule.rule_id,
@@ -88,9 +86,7 @@ def group_payload(
         "chunks": transactions,
         "chunk_keys": [],
         "spilled": False,
-        "chunk_outcomes": chunk_outcomes,
-        "deliveries": deliveries,
-        "carried": list(carried),
+        "outcomes": sum(len(chunk.outcomes) for chunk in chunks),
         "position": {"index": 0},
         "count": len(transactions),
         "last": len(transactions) - 1,
@@ -149,7 +145,7 @@ def evaluate_batch(
             "duplicates": len(kept) - len(events),
             "accepted": len(events),
             "groups": len(payloads),
-            "outcomes": sum(len(payload["deliveries"]) for payload in payloads),
+            "outcomes": sum(payload["outcomes"] for payload in payloads),
             "spilled_groups": spilled,
         },
     }

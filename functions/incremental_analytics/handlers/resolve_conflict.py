@@ -24,8 +24,6 @@ def resolve(group: dict[str, Any], execution: str, now: dt.datetime) -> dict[str
     user_id = str(group["user_id"])
     identity = rule.counting_identity
     events = [contribution_from_task(data) for data in group["events"]]
-    committed = {outcome_id for ids in group["chunk_outcomes"][: group["position"]["index"]] for outcome_id in ids}
-    carried = [*group["carried"], *(d for d in group["deliveries"] if d["outcome_id"] in committed)]
     keys = [items.counter_key(user_id, rule.rule_id)]
     keys += [items.claim_key(user_id, rule.rule_id, identity, event.event_id) for event in events]
     found = batch_get(client("dynamodb"), config.counters_table, keys)
@@ -45,7 +43,6 @@ def resolve(group: dict[str, Any], execution: str, now: dt.datetime) -> dict[str
         counter=items.counter_from_item(counter, identity),
         execution=execution,
         now=now,
-        carried=carried,
         attempt=int(group["attempt"]) + 1,
     )
     spill_if_large(config, [resolved], {}, execution)
