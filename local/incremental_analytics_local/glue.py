@@ -6,6 +6,7 @@ what it relies on. The moto pin in pyproject.toml is exact for that reason.
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import functools
@@ -30,6 +31,7 @@ from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.events.models import Rule as EventsRule
+from moto.kinesis.models import KinesisBackend
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common import parargs
 from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
@@ -110,6 +112,7 @@ def apply() -> None:
     _state_machine_targets_of_event_rules()
     _queries_read_their_partition()
     _payload_limits()
+    _kinesis_record_limit()
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
@@ -584,6 +587,31 @@ def _payload_limits() -> None:
         return original_start(self, state_machine_arn, name, execution_input, *args, **kwargs)
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+class RecordTooLarge(AWSError):
+    """PutRecord refuses data over 1 MiB (its API reference's length bound of `Data`)."""
+
+    TYPE = "ValidationException"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "1 validation error detected: Value at 'data' failed to satisfy constraint: Member must have length "
+            f"less than or equal to {aws_rules.KINESIS_RECORD_DATA_BYTES}"
+        )
+
+
+def _kinesis_record_limit() -> None:
+    """moto bounds the records of PutRecords at 1 MiB but takes any PutRecord: refuse what Kinesis refuses."""
+    original = KinesisBackend.put_record
+
+    @functools.wraps(original)
+    def put_record(self: Any, *args: Any) -> Any:  # (stream_arn, stream_name, partition_key, hash_key, data)
+        if len(base64.b64decode(args[-1])) > aws_rules.KINESIS_RECORD_DATA_BYTES:
+            raise RecordTooLarge()
+        return original(self, *args)
+
+    KinesisBackend.put_record = put_record  # type: ignore[method-assign,assignment]
 
 
 def _terminal_errors_escape_states_all() -> None:
