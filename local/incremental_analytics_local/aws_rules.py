@@ -27,9 +27,10 @@ PAYLOAD_LIMIT_BYTES = 262_144
 LAMBDA_SYNC_PAYLOAD_BYTES = 6_291_456
 LAMBDA_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 
-# Kinesis Data Streams API reference, PutRecord: `Data` is at most 1048576 bytes (1 MiB) before base64 encoding;
-# "Quotas and limits": a record's data payload is at most 1 MiB.
+# Kinesis Data Streams API reference, PutRecord: `Data` is at most 1048576 bytes (1 MiB) before base64 encoding
+# ("Quotas and limits": a record's data payload is at most 1 MiB); `PartitionKey` is 1 to 256 Unicode characters.
 KINESIS_RECORD_DATA_BYTES = 1_048_576
+KINESIS_PARTITION_KEY_CHARACTERS = 256
 
 
 def payload_bytes(value: Any) -> int:

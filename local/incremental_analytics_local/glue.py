@@ -589,15 +589,16 @@ def _payload_limits() -> None:
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
 
-class RecordTooLarge(AWSError):
-    """PutRecord refuses data over 1 MiB (its API reference's length bound of `Data`)."""
+class RecordRefused(AWSError):
+    """PutRecord refuses data over 1 MiB and a partition key not of 1 to 256 characters (the API reference's
+    length bounds of `Data` and `PartitionKey`)."""
 
     TYPE = "ValidationException"
 
-    def __init__(self) -> None:
+    def __init__(self, member: str, low: int, high: int) -> None:
         super().__init__(
-            "1 validation error detected: Value at 'data' failed to satisfy constraint: Member must have length "
-            f"less than or equal to {aws_rules.KINESIS_RECORD_DATA_BYTES}"
+            f"1 validation error detected: Value at '{member}' failed to satisfy constraint: Member must have length "
+            f"{'less than or equal to ' + str(high) if low == 0 else f'between {low} and {high}'}"
         )
 
 
@@ -607,8 +608,11 @@ def _kinesis_record_limit() -> None:
 
     @functools.wraps(original)
     def put_record(self: Any, *args: Any) -> Any:  # (stream_arn, stream_name, partition_key, hash_key, data)
-        if len(base64.b64decode(args[-1])) > aws_rules.KINESIS_RECORD_DATA_BYTES:
-            raise RecordTooLarge()
+        partition_key, data = args[2], args[-1]
+        if len(base64.b64decode(data)) > aws_rules.KINESIS_RECORD_DATA_BYTES:
+            raise RecordRefused("data", 0, aws_rules.KINESIS_RECORD_DATA_BYTES)
+        if not 1 <= len(partition_key or "") <= aws_rules.KINESIS_PARTITION_KEY_CHARACTERS:
+            raise RecordRefused("partitionKey", 1, aws_rules.KINESIS_PARTITION_KEY_CHARACTERS)
         return original(self, *args)
 
     KinesisBackend.put_record = put_record  # type: ignore[method-assign,assignment]

@@ -149,10 +149,11 @@ def test_a_response_over_6_mb_fails_the_invocation(aws: LocalAws, fixture_stack:
 def test_a_record_of_1_mib_is_put_and_one_byte_more_refused(aws: LocalAws, fixture_stack: Stack) -> None:
     kinesis = aws.client("kinesis")
     stream = fixture_stack.ref("Stream")
-    kinesis.put_record(StreamName=stream, PartitionKey="u", Data=b"x" * KINESIS_RECORD_DATA_BYTES)
-    with pytest.raises(ClientError) as refused:
-        kinesis.put_record(StreamName=stream, PartitionKey="u", Data=b"x" * (KINESIS_RECORD_DATA_BYTES + 1))
-    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    kinesis.put_record(StreamName=stream, PartitionKey="u" * 256, Data=b"x" * KINESIS_RECORD_DATA_BYTES)
+    for key, data in [("u", b"x" * (KINESIS_RECORD_DATA_BYTES + 1)), ("u" * 257, b"{}")]:
+        with pytest.raises(ClientError) as refused:
+            kinesis.put_record(StreamName=stream, PartitionKey=key, Data=data)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
 
 
 def test_an_enrichment_refuses_a_batch_over_6_mb_and_the_pipe_bisects_it(aws: LocalAws) -> None:
