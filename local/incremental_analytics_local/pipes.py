@@ -60,6 +60,11 @@ class PipeReport:
     nothing_to_deliver: int = 0  # batches whose enrichment answered with nothing: no target invoked
     returned_to_queue: int = 0  # SQS source: messages of a failed batch, visible again after their timeout
     executions: list[ExecutionResult] = field(default_factory=list)
+    drained: PipeReport | None = None  # the pipe that drained this one's dead-letter queue afterwards, if any
+
+    @property
+    def all_executions(self) -> list[ExecutionResult]:
+        return [*self.executions, *(self.drained.all_executions if self.drained else [])]
 
     @property
     def succeeded(self) -> int:

@@ -49,7 +49,7 @@ def _mutated(change: Any) -> dict[str, Any]:
 
 def test_the_checks_find_broken_graphs() -> None:
     def dangling(d: dict[str, Any]) -> None:
-        d["States"]["ParseRecords"]["Next"] = "Nowhere"
+        d["States"]["MatchAndEvaluate"]["Next"] = "Nowhere"
 
     def no_default(d: dict[str, Any]) -> None:
         del d["States"]["AnythingToDeliver"]["Default"]
@@ -62,14 +62,11 @@ def test_the_checks_find_broken_graphs() -> None:
         commit["States"]["CommitChunk"]["Catch"][0]["Next"] = "Gone"
 
     assert graph_problems(_mutated(dangling)) == [
-        "(top)ParseRecords: goes to Nowhere, which is not a state here",
-        "(top)AnyRejects: unreachable",
+        "(top)MatchAndEvaluate: goes to Nowhere, which is not a state here",
         "(top)AnythingToDeliver: unreachable",
         "(top)Apply: unreachable",
         "(top)DeliverOutcomes: unreachable",
         "(top)Done: unreachable",
-        "(top)MatchAndEvaluate: unreachable",
-        "(top)QuarantineRejects: unreachable",
     ]
     assert graph_problems(_mutated(no_default)) == ["(top)AnythingToDeliver: a Choice without a Default"]
     assert graph_problems(_mutated(no_retry)) == [
