@@ -234,7 +234,7 @@ def _summary(  # noqa: PLR0917 - the run's findings, each passed once
     executions: dict[str, int],
     requests: dict[str, int],
 ) -> dict[str, Any]:
-    """About lines: each is rejected (the workflow quarantined it), dead-lettered (parked, not counted), or else
+    """About lines: each is rejected (the product quarantined it), dead-lettered (parked, not counted), or else
     accepted or ignored as the product reads it."""
     not_counted = {line for line, _ in rejected} | set(dead_lettered)
     seen: set[tuple[str, str]] = set()
