@@ -16,9 +16,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from incremental_analytics.domain.events import (
-    DYNAMODB_DIGITS,
-    DYNAMODB_MAX_EXPONENT,
-    DYNAMODB_MIN_EXPONENT,
     EARLIEST_MS,
     MAX_ATTRIBUTE_LENGTH,
     MAX_EVENT_ID_LENGTH,
@@ -32,6 +29,7 @@ from incremental_analytics.domain.events import (
     RejectReason,
     normalise,
 )
+from incremental_analytics.domain.numbers import is_storable
 
 NOW_MS = int(time.time() * 1000)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,10 +62,7 @@ def _storable(event: Event) -> None:
         value.encode("utf-8")
     for name, number in event.metrics.items():
         name.encode("utf-8")
-        assert isinstance(number, Decimal) and number.is_finite()
-        if not number.is_zero():
-            assert DYNAMODB_MIN_EXPONENT <= number.adjusted() <= DYNAMODB_MAX_EXPONENT
-            assert len(number.normalize().as_tuple().digits) <= DYNAMODB_DIGITS
+        assert isinstance(number, Decimal) and is_storable(number)
 
 
 # -- hostile values -------------------------------------------------------------------------------------------------
