@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, rules_files
+from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, poison, rules_files
 
 
 def table(title: str, rows: list[dict[str, object]]) -> None:
@@ -58,6 +58,14 @@ def main() -> None:
     table(
         "SyncRules: a 10,000-row sheet through the real workflow (benchmarks/rules_files.py)",
         [rules_files.sync_workflow()],
+    )
+    figures = poison.main()
+    table(
+        f"Poison records: normalise, median and slowest of {poison.RUNS} runs (benchmarks/poison.py)", figures["parse"]
+    )
+    table("ParseRecords reading four records of 1 MiB, the largest batch Lambda hands it", figures["enrichment"])
+    table(
+        "One poison record among 99 good ones, through the Pipe, its enrichment and IngestBatch", figures["workflows"]
     )
 
 

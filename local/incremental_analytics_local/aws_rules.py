@@ -19,6 +19,20 @@ import botocore.session
 PAYLOAD_LIMIT_BYTES = 262_144
 
 
+# Lambda, "Lambda quotas": the invocation payload of a synchronous invocation is 6 MB for the request and 6 MB
+# for the response. A larger request is refused with RequestEntityTooLargeException (413: "Request must be smaller
+# than 6291456 bytes for the InvokeFunction operation"); a larger response fails the invocation with the function
+# error `Function.ResponseSizeTooLarge`. EventBridge Pipes, "Batching and concurrency": a Lambda enrichment or
+# target receives the whole batch and is bounded by that 6 MB, not by the batch size.
+LAMBDA_SYNC_PAYLOAD_BYTES = 6_291_456
+LAMBDA_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+
+# Kinesis Data Streams API reference, PutRecord: `Data` is at most 1048576 bytes (1 MiB) before base64 encoding
+# ("Quotas and limits": a record's data payload is at most 1 MiB); `PartitionKey` is 1 to 256 Unicode characters.
+KINESIS_RECORD_DATA_BYTES = 1_048_576
+KINESIS_PARTITION_KEY_CHARACTERS = 256
+
+
 def payload_bytes(value: Any) -> int:
     """The size Step Functions counts: the UTF-8 bytes of the value as JSON text (a string counts as it is)."""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -55,6 +55,7 @@ class Pipe:
     target: str
     source_parameters: dict[str, Any]
     target_parameters: dict[str, Any]
+    enrichment: str | None = None  # a Lambda function's ARN
 
 
 @dataclass
@@ -288,10 +289,16 @@ def _stream(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any])
     return name, {"Arn": arn}
 
 
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+
+
 def _queue(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -> Created:
     name = props.get("QueueName") or physical_name(stack.name, logical_id, 80)
     sqs = aws.client("sqs")
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    attributes = {key: str(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
+    if "RedrivePolicy" in props:  # an object in CloudFormation, JSON text in the SQS API
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return url, {"Arn": _arn(aws, "sqs", name), "QueueName": name, "QueueUrl": url}
 
 
@@ -445,7 +452,10 @@ def _pipe(aws: LocalAws, stack: Stack, logical_id: str, props: dict[str, Any]) -
         target=str(props["Target"]),
         source_parameters=dict(props.get("SourceParameters") or {}),
         target_parameters=dict(props.get("TargetParameters") or {}),
+        enrichment=str(props["Enrichment"]) if props.get("Enrichment") else None,
     )
+    if props.get("EnrichmentParameters"):
+        raise TemplateError(f"{logical_id}: EnrichmentParameters are not emulated")
     return name, {"Arn": _arn(aws, "pipes", f"pipe/{name}")}
 
 

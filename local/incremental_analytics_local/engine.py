@@ -18,6 +18,7 @@ from moto import mock_aws
 from moto.backend_index import backend_url_patterns
 from moto.server import ThreadedMotoServer
 
+from incremental_analytics.adapters import retrying
 from incremental_analytics.adapters.aws_clients import forget_clients
 from incremental_analytics_local import botocore_hooks, glue
 from incremental_analytics_local.botocore_hooks import uncounted
@@ -80,6 +81,8 @@ class LocalAws:
         glue.clear_client_cache()
         forget_clients()  # the product's own clients belong to the previous local AWS
         glue.time_scale.factor = self.time_scale
+        # The functions' own backoff (adapters/retrying.py) passes at the same pace as Retry and Wait states.
+        retrying.sleep = glue.time_scale.sleep
         botocore_hooks.install()
         self._mock = mock_aws(config=_MOTO_CONFIG)
         self._mock.start()
@@ -118,6 +121,7 @@ class LocalAws:
             self._mock = None
         glue.clear_client_cache()
         glue.time_scale.factor = 1.0
+        retrying.sleep = time.sleep
         self._clients.clear()
         for name, value in self._saved_environment.items():
             if value is None:

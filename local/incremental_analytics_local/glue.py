@@ -6,6 +6,7 @@ what it relies on. The moto pin in pyproject.toml is exact for that reason.
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import functools
@@ -32,6 +33,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.events.models import Rule as EventsRule
+from moto.kinesis.models import KinesisBackend
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common import parargs
 from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
@@ -115,6 +117,7 @@ def apply() -> None:
     _queries_read_their_partition()
     _entered_time_as_aws_writes_it()
     _payload_limits()
+    _kinesis_record_limit()
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
@@ -618,6 +621,35 @@ def _payload_limits() -> None:
         return original_start(self, state_machine_arn, name, execution_input, *args, **kwargs)
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+class RecordRefused(AWSError):
+    """PutRecord refuses data over 1 MiB and a partition key not of 1 to 256 characters (the API reference's
+    length bounds of `Data` and `PartitionKey`)."""
+
+    TYPE = "ValidationException"
+
+    def __init__(self, member: str, low: int, high: int) -> None:
+        super().__init__(
+            f"1 validation error detected: Value at '{member}' failed to satisfy constraint: Member must have length "
+            f"{'less than or equal to ' + str(high) if low == 0 else f'between {low} and {high}'}"
+        )
+
+
+def _kinesis_record_limit() -> None:
+    """moto bounds the records of PutRecords at 1 MiB but takes any PutRecord: refuse what Kinesis refuses."""
+    original = KinesisBackend.put_record
+
+    @functools.wraps(original)
+    def put_record(self: Any, *args: Any) -> Any:  # (stream_arn, stream_name, partition_key, hash_key, data)
+        partition_key, data = args[2], args[-1]
+        if len(base64.b64decode(data)) > aws_rules.KINESIS_RECORD_DATA_BYTES:
+            raise RecordRefused("data", 0, aws_rules.KINESIS_RECORD_DATA_BYTES)
+        if not 1 <= len(partition_key or "") <= aws_rules.KINESIS_PARTITION_KEY_CHARACTERS:
+            raise RecordRefused("partitionKey", 1, aws_rules.KINESIS_PARTITION_KEY_CHARACTERS)
+        return original(self, *args)
+
+    KinesisBackend.put_record = put_record  # type: ignore[method-assign,assignment]
 
 
 def _terminal_errors_escape_states_all() -> None:

@@ -2,7 +2,8 @@
 
 An invocation applies the function's environment, calls the handler with a Lambda-like context, and turns an
 exception into Lambda's error envelope (`errorType` = the exception's class name), so that a state machine's
-Retry and Catch match on it as they do on AWS.
+Retry and Catch match on it as they do on AWS. A synchronous invocation's request and response are bounded as on
+AWS (aws_rules.LAMBDA_SYNC_PAYLOAD_BYTES).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
+from incremental_analytics_local.aws_rules import LAMBDA_RESPONSE_TOO_LARGE, LAMBDA_SYNC_PAYLOAD_BYTES
 from incremental_analytics_local.botocore_hooks import ServiceError
 
 Handler = Callable[[Any, Any], Any]
@@ -92,11 +94,25 @@ class LambdaRuntime:
             return None
         function = self.find(str(params["FunctionName"]))
         payload = params.get("Payload") or b"{}"
-        event = json.loads(payload.read() if hasattr(payload, "read") else payload)
+        raw = payload.read() if hasattr(payload, "read") else payload
+        if len(raw.encode() if isinstance(raw, str) else raw) > LAMBDA_SYNC_PAYLOAD_BYTES:
+            raise ServiceError(
+                "RequestEntityTooLargeException",
+                f"Request must be smaller than {LAMBDA_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+                413,
+            )
+        event = json.loads(raw)
         result, error = self.invoke(function, event)
         for hook in list(self.after_invoke):
             hook(function, event)
         body = json.dumps(error if error is not None else result).encode()
+        if error is None and len(body) > LAMBDA_SYNC_PAYLOAD_BYTES:
+            error = {
+                "errorType": LAMBDA_RESPONSE_TOO_LARGE,
+                "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
+                f"({LAMBDA_SYNC_PAYLOAD_BYTES} bytes).",
+            }
+            body = json.dumps(error).encode()
         response: dict[str, Any] = {
             "StatusCode": 202 if params.get("InvocationType") == "Event" else 200,
             "ExecutedVersion": "$LATEST",

@@ -1,13 +1,22 @@
 """Emulators for what moto records but does not move: EventBridge Pipes and EventBridge Scheduler.
 
 A Pipe from a Kinesis stream (or a DynamoDB stream) to a state machine is driven here as the service would:
-batches of up to `BatchSize` records in shard order, in the Pipes event shape, `REQUEST_RESPONSE` through a
-synchronous start; a failed batch retried up to `MaximumRetryAttempts`, or, when
+batches of up to `BatchSize` records in shard order, in the Pipes event shape, through the pipe's enrichment
+(a Lambda function, invoked synchronously with the whole batch: its answer is what the target gets, and an empty
+answer, `[]`, `{}` or `""`, invokes no target), then `REQUEST_RESPONSE` through a synchronous start; a failed
+batch (its enrichment or its execution failed) retried up to `MaximumRetryAttempts`, or, when
 `OnPartialBatchItemFailure` is `AUTOMATIC_BISECT` and it holds several records, split in two halves that are
-delivered in turn; a single record that still fails is described on the dead-letter queue. A batch whose
-payload is over Step Functions' 262144 bytes is refused by StartExecution (no execution runs): a failed
-attempt like any other ("Amazon EventBridge Pipes batching and concurrency": a Step Functions target is limited
-by the total payload size, 262144, not by the batch size).
+delivered in turn; a single record that still fails is described on the dead-letter queue, in the shape the
+Lambda developer guide documents for a Kinesis failure record (shard and sequence numbers, never the records).
+A batch whose payload is over Step Functions' 262144 bytes is refused by StartExecution (no execution runs), and
+one over Lambda's 6 MB by Invoke: a failed attempt like any other ("Amazon EventBridge Pipes batching and
+concurrency": a Step Functions target is limited by the total payload size, 262144, a Lambda function by 6 MB,
+not by the batch size).
+
+A Pipe from an SQS queue receives up to `BatchSize` (at most 10) messages at a time, in the Pipes SQS event
+shape; a batch that succeeds is deleted, one that fails goes back to the queue once its visibility timeout has
+passed (at once, here), so the queue's own redrive policy moves a message that keeps failing to its dead-letter
+queue after `maxReceiveCount` receives.
 `redeliver` re-sends that fraction of successful batches (whole or split), as at-least-once delivery may.
 """
 
@@ -51,7 +60,16 @@ class PipeReport:
     bisections: int = 0
     dead_lettered_records: int = 0
     refused_too_large: int = 0  # attempts StartExecution refused: the batch's payload was over 262144 bytes
+    enrichments: int = 0  # invocations of the pipe's enrichment
+    failed_enrichments: int = 0  # ... that failed, or that Lambda refused (a batch over 6 MB)
+    nothing_to_deliver: int = 0  # batches whose enrichment answered with nothing: no target invoked
+    returned_to_queue: int = 0  # SQS source: messages of a failed batch, visible again after their timeout
     executions: list[ExecutionResult] = field(default_factory=list)
+    drained: PipeReport | None = None  # the pipe that drained this one's dead-letter queue afterwards, if any
+
+    @property
+    def all_executions(self) -> list[ExecutionResult]:
+        return [*self.executions, *(self.drained.all_executions if self.drained else [])]
 
     @property
     def succeeded(self) -> int:
@@ -84,12 +102,19 @@ class PipeDriver:
         self._iterators: dict[str, str | None] = {}
         self._executions = 0
         parameters = pipe.source_parameters
-        self._source_kind = "kinesis" if ":kinesis:" in pipe.source else "dynamodb"
+        self._source_kind = next(
+            (kind for kind in ("kinesis", "sqs", "dynamodb") if f":{kind}:" in pipe.source), "dynamodb"
+        )
         self._settings: Mapping[str, Any] = (
-            parameters.get("KinesisStreamParameters")
-            if self._source_kind == "kinesis"
-            else parameters.get("DynamoDBStreamParameters")
-        ) or {}
+            parameters.get(
+                {
+                    "kinesis": "KinesisStreamParameters",
+                    "sqs": "SqsQueueParameters",
+                    "dynamodb": "DynamoDBStreamParameters",
+                }[self._source_kind]
+            )
+            or {}
+        )
         self._filters = [
             json.loads(item["Pattern"]) for item in (parameters.get("FilterCriteria") or {}).get("Filters") or []
         ]
@@ -98,7 +123,7 @@ class PipeDriver:
 
     @property
     def batch_size(self) -> int:
-        return int(self._settings.get("BatchSize", 100))
+        return int(self._settings.get("BatchSize", 10 if self._source_kind == "sqs" else 100))
 
     @property
     def max_retries(self) -> int:
@@ -109,6 +134,9 @@ class PipeDriver:
     def drain(self, on_batch: Callable[[int], None] | None = None) -> PipeReport:
         """Deliver everything the source holds now; `on_batch(records)` is told of each batch delivered."""
         report = PipeReport()
+        if self._source_kind == "sqs":
+            self._drain_queue(report, on_batch)
+            return report
         for batch in self._batches(report):
             report.batches += 1
             self._deliver(batch, report)
@@ -236,13 +264,8 @@ class PipeDriver:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 report.retries += 1
-            result = self._invoke(batch, attempt)
-            if result is None:
-                report.refused_too_large += 1
-            else:
-                report.executions.append(result)
-                if result.status == "SUCCEEDED":
-                    return
+            if self._attempt(batch, attempt, report):
+                return
             bisect = self._settings.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT"
             if bisect and len(batch.records) > 1:
                 report.bisections += 1
@@ -253,12 +276,46 @@ class PipeDriver:
         report.dead_lettered_records += len(batch.records)
         self._dead_letter(batch, attempts=self.max_retries + 1)
 
-    def _invoke(self, batch: _Batch, attempt: int) -> ExecutionResult | None:
+    def _attempt(self, batch: _Batch, attempt: int, report: PipeReport) -> bool:
+        """One delivery of the batch, through the enrichment to the target: whether it succeeded."""
+        payload: Any = list(batch.records)
+        if self.pipe.enrichment is not None:
+            report.enrichments += 1
+            enriched = self._enrich(payload)
+            if enriched is _FAILED:
+                report.failed_enrichments += 1
+                return False
+            if enriched in ("", {}, [], None):
+                report.nothing_to_deliver += 1
+                return True
+            payload = enriched
+        result = self._invoke(payload, attempt)
+        if result is None:
+            report.refused_too_large += 1
+            return False
+        report.executions.append(result)
+        return result.status == "SUCCEEDED"
+
+    def _enrich(self, payload: Any) -> Any:
+        """The enrichment's answer, or _FAILED when the function failed or Lambda refused the batch (over 6 MB)."""
+        try:
+            answer = self.aws.client("lambda").invoke(
+                FunctionName=self.pipe.enrichment, InvocationType="RequestResponse", Payload=json.dumps(payload)
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "RequestEntityTooLargeException":
+                return _FAILED
+            raise
+        body = answer["Payload"].read()
+        if answer.get("FunctionError"):
+            return _FAILED
+        return json.loads(body) if body.strip() else ""
+
+    def _invoke(self, payload: Any, attempt: int) -> ExecutionResult | None:
         """The execution the batch started, or None when StartExecution refused its payload as too large."""
         self._executions += 1
         # Unique across drivers and redeliveries, readable in a listing: pipe, delivery number, attempt.
         name = f"{self.pipe.name[:36]}-{self._executions:06d}-{attempt}-{uuid.uuid4().hex[:16]}"
-        payload = list(batch.records)
         try:
             if self._invocation == "REQUEST_RESPONSE":
                 return self.aws.start_sync_execution(self.pipe.target, payload, name=name)
@@ -287,13 +344,16 @@ class PipeDriver:
                 "partnerResourceArn": self.pipe.target,
                 "condition": "RetryAttemptsExhausted",
                 "pipeArn": f"arn:aws:pipes:{self.aws.region}:123456789012:pipe/{self.pipe.name}",
-                "timestamp": dt.datetime.now(dt.UTC).isoformat(),
                 "approximateInvokeCount": attempts,
             },
+            "version": "1.0",
+            "timestamp": _iso(dt.datetime.now(dt.UTC)),
             info_key: {
                 "shardId": batch.shard_id,
                 "startSequenceNumber": _sequence(records[0]),
                 "endSequenceNumber": _sequence(records[-1]),
+                "approximateArrivalOfFirstRecord": _arrival(records[0]),
+                "approximateArrivalOfLastRecord": _arrival(records[-1]),
                 "batchSize": len(records),
                 "streamArn": self.pipe.source,
             },
@@ -303,6 +363,68 @@ class PipeDriver:
             name = dead_letter.rsplit(":", 1)[1]
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+
+    # -- an SQS source ----------------------------------------------------------------------------------------
+
+    def _drain_queue(self, report: PipeReport, on_batch: Callable[[int], None] | None) -> None:
+        """Receive until the queue is empty; a failed batch's messages come back (the queue's redrive policy, if
+        any, moves a message received `maxReceiveCount` times to its dead-letter queue)."""
+        sqs = self.aws.client("sqs")
+        with self.aws.uncounted():
+            url = sqs.get_queue_url(QueueName=self.pipe.source.rsplit(":", 1)[1])["QueueUrl"]
+        for _ in range(MAX_QUEUE_RECEIVES):
+            with self.aws.uncounted():
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(self.batch_size, 10),
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            if not messages:
+                return
+            report.records_read += len(messages)
+            report.batches += 1
+            delivered = self._attempt(_Batch("", tuple(self._sqs_record(m) for m in messages)), 0, report)
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+            with self.aws.uncounted():
+                if delivered:
+                    sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+                else:
+                    report.returned_to_queue += len(messages)
+                    sqs.change_message_visibility_batch(
+                        QueueUrl=url, Entries=[{**entry, "VisibilityTimeout": 0} for entry in entries]
+                    )
+            if on_batch is not None:
+                on_batch(len(messages))
+        raise RuntimeError(f"{self.pipe.name}: the queue still holds messages after {MAX_QUEUE_RECEIVES} receives")
+
+    def _sqs_record(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A message as Pipes hands it to an enrichment or target ("Amazon SQS as a source": the event shape)."""
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": dict(message.get("Attributes") or {}),
+            "messageAttributes": dict(message.get("MessageAttributes") or {}),
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.pipe.source,
+            "awsRegion": self.aws.region,
+        }
+
+
+# A queue that keeps failing without a redrive policy would be received for ever: a drain gives up after this.
+MAX_QUEUE_RECEIVES = 10_000
+_FAILED: Any = object()
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _arrival(record: Mapping[str, Any]) -> str | None:
+    arrival = record.get("approximateArrivalTimestamp")
+    return _iso(dt.datetime.fromtimestamp(float(arrival), dt.UTC)) if arrival is not None else None
 
 
 def _sequence(record: Mapping[str, Any]) -> str:

@@ -74,6 +74,7 @@ class LocalProduct:
         )
         self._ingest_pipe: PipeDriver | None = None
         self._outbox_pipe: PipeDriver | None = None
+        self._drain_pipe: PipeDriver | None = None
         self._rules_pipe: PipeDriver | None = None
         self._bus_events: list[dict[str, Any]] = []
         self.last_deliveries: list[ExecutionResult] = []  # what the last scheduled run's redeliveries did
@@ -121,11 +122,77 @@ class LocalProduct:
     def ingest(
         self, *, redeliver: float = 0.0, seed: int = 0, on_batch: Callable[[int], None] | None = None
     ) -> PipeReport:
-        """Deliver what the stream received since the last call through the Pipe to IngestBatch."""
+        """Deliver what the stream received since the last call through the Pipe to IngestBatch, then what the
+        Pipe gave up on through the dead-letter Pipe (report.drained), as AWS would at once."""
         if self._ingest_pipe is None:
             self._ingest_pipe = PipeDriver(self.aws, self.stack.pipes["IngestPipe"])
         self._ingest_pipe.redeliver, self._ingest_pipe.random = redeliver, random.Random(seed)
-        return self._ingest_pipe.drain(on_batch)
+        report = self._ingest_pipe.drain(on_batch)
+        report.drained = self.drain_dead_letters()
+        return report
+
+    def enrich(self, records: Sequence[Mapping[str, Any]]) -> Any:
+        """What the ingest Pipe's enrichment answers for these records (Pipes Kinesis event shape): the input
+        IngestBatch is started with, as the Pipe would start it."""
+        function = self.stack.pipes["IngestPipe"].enrichment
+        answer = self.aws.client("lambda").invoke(FunctionName=function, Payload=json.dumps(list(records)))
+        body = json.loads(answer["Payload"].read())
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"the ingest Pipe's enrichment failed: {body}")
+        return body
+
+    def drain_dead_letters(self) -> PipeReport:
+        """The dead-letter Pipe: each batch the ingest Pipe gave up on, read back from the stream and counted, or
+        returned to the queue until its redrive policy parks it."""
+        if self._drain_pipe is None:
+            self._drain_pipe = PipeDriver(self.aws, self.stack.pipes["DrainPipe"])
+        return self._drain_pipe.drain()
+
+    def parked(self) -> list[dict[str, Any]]:
+        """The `KinesisBatchInfo` of each dead-letter message that was parked: its batch could not be read back
+        and counted before the queue's redrive policy gave up on it."""
+        sqs = self.aws.client("sqs")
+        url = self.table("IngestDeadLetterParking")
+        bodies: dict[str, str] = {}
+        handles: list[str] = []
+        with self.aws.uncounted():
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=3600).get(
+                "Messages", []
+            ):
+                bodies.update({message["MessageId"]: message["Body"] for message in messages})
+                handles += [message["ReceiptHandle"] for message in messages]
+            for start in range(0, len(handles), 10):  # looked at, not taken: visible again for the next reader
+                sqs.change_message_visibility_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                        for n, handle in enumerate(handles[start : start + 10])
+                    ],
+                )
+        return [json.loads(body)["KinesisBatchInfo"] for body in bodies.values()]
+
+    def redrive_parked(self) -> int:
+        """What an operator does once the cause is fixed (the SQS console's "Start DLQ redrive"): move every parked
+        message back to the ingest dead-letter queue, whose Pipe reads its batch back. Returns how many moved."""
+        sqs = self.aws.client("sqs")
+        parking, queue = self.table("IngestDeadLetterParking"), self.table("IngestDeadLetterQueue")
+        moved = 0
+        with self.aws.uncounted():
+            while messages := sqs.receive_message(QueueUrl=parking, MaxNumberOfMessages=10).get("Messages", []):
+                for message in messages:
+                    sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
+                    sqs.delete_message(QueueUrl=parking, ReceiptHandle=message["ReceiptHandle"])
+                    moved += 1
+        return moved
+
+    def dead_letters_waiting(self) -> int:
+        """Messages on the ingest dead-letter queue (waiting or being drained)."""
+        with self.aws.uncounted():
+            attributes = self.aws.client("sqs").get_queue_attributes(
+                QueueUrl=self.table("IngestDeadLetterQueue"),
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        return sum(int(value) for value in attributes.values())
 
     def deliver(self, *, redeliver: float = 0.0, seed: int = 0) -> PipeReport:
         """Deliver the outcomes the outbox received since the last call: its stream through the Pipe to
@@ -271,6 +338,21 @@ class LocalProduct:
                 profiles.setdefault(owner, {}).update(attributes)
         return {"pinpoint": pinpoint, "profiles": profiles}
 
+    def metrics(self, function_logical_id: str) -> dict[str, float]:
+        """The metrics a function published (Powertools' embedded metric format in its log), summed by name."""
+        totals: dict[str, float] = {}
+        for line in self.aws.lambdas.logs.get(self.table(function_logical_id), []):
+            if not line.startswith("{") or '"_aws"' not in line:
+                continue
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    totals[metric["Name"]] = totals.get(metric["Name"], 0.0) + sum(
+                        value if isinstance(value, list) else [value]
+                    )
+        return totals
+
     def fired_events(self) -> list[dict[str, Any]]:
         """The Pinpoint events the product put (reached outcomes)."""
         return list(self.aws.pinpoint.events)
@@ -313,11 +395,7 @@ class LocalProduct:
                 for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="quarantine/")
                 for item in page.get("Contents", [])
             ]
-            return [
-                reject
-                for key in sorted(keys)
-                for reject in json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            ]
+            return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in sorted(keys)]
 
 
 def _sets_user_attributes(params: Mapping[str, Any]) -> bool:

@@ -13,11 +13,12 @@ from typing import Any
 
 from incremental_analytics.adapters.outbox import as_undelivered
 from incremental_analytics.domain.delivery import SINKS, DeliveryState, RetryPolicy, delivery_state
-from incremental_analytics.domain.events import Event, IdentityMode, Ignored, Rejected, normalise
+from incremental_analytics.domain.events import Event, IdentityMode, Ignored, Rejected, RejectReason, normalise
 from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.domain.numbers import json_number
 from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
+from incremental_analytics_local.aws_rules import KINESIS_PARTITION_KEY_CHARACTERS, KINESIS_RECORD_DATA_BYTES
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
 from incremental_analytics_local.faults import Fault
 from incremental_analytics_local.product import LocalProduct, seed_for
@@ -73,12 +74,15 @@ def read_lines(path: Path) -> list[bytes]:
 
 def partition_key(line: bytes, read: Event | Rejected | Ignored, number: int) -> str:
     """The line's identity (its user id, or `endpoint:<id>`...), so that each one's events keep file order on
-    the stream; for a line that is not counted, the user it names, if any, as a producer would key it."""
-    if isinstance(read, Event):
+    the stream; for a line that is not counted, the user it names, if any, as a producer would key it. Kinesis
+    takes a key of 1 to 256 Unicode characters: anything else (a lone surrogate, say) keys the line by its number."""
+    if isinstance(read, Event) and _valid_key(read.user_id):
         return read.user_id
+    if isinstance(read, Rejected) and read.reason in _UNREADABLE:
+        return f"line-{number}"
     try:
         document = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return f"line-{number}"
     if isinstance(document, dict):
         endpoint = document.get("endpoint")
@@ -88,9 +92,23 @@ def partition_key(line: bytes, read: Event | Rejected | Ignored, number: int) ->
             document.get("userId"),
             document.get("user_id"),
         ):
-            if isinstance(found, str) and found:
-                return found[:256]
+            if isinstance(found, str) and _valid_key(found[:KINESIS_PARTITION_KEY_CHARACTERS]):
+                return found[:KINESIS_PARTITION_KEY_CHARACTERS]
     return f"line-{number}"
+
+
+# Lines whose JSON is not worth reading again for a key: too large, not JSON (nested too deep, say).
+_UNREADABLE = frozenset({RejectReason.TOO_LARGE, RejectReason.NOT_JSON})
+
+
+def _valid_key(key: str) -> bool:
+    if not key or len(key) > KINESIS_PARTITION_KEY_CHARACTERS:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def classify(
@@ -133,10 +151,11 @@ def run(options: RunOptions) -> dict[str, Any]:
             delivered = product.deliver()
             scheduled, redeliveries = _redeliver_as_scheduled(product)
             bar.advance()
-        executions_run = [*report.executions, evaluation, *delivered.executions, *scheduled, *redeliveries]
+        executions_run = [*report.all_executions, evaluation, *delivered.executions, *scheduled, *redeliveries]
         outcomes = product.outcomes()
         audit = product.audit_items()
         quarantined = product.quarantined()
+        parked = product.parked()
         attributes, disagreeing = _attributes(product)
         deliveries = product.sink_deliveries()
         executions = _execution_counts(aws, product)
@@ -144,11 +163,12 @@ def run(options: RunOptions) -> dict[str, Any]:
         _save_traces(aws, options.out, executions_run, outcomes)
         counters = product.counters()
 
-    rejected = sorted(
-        {sequence_to_line[(item["shard_id"], item["sequence_number"])]: item["reason"] for item in quarantined}.items()
-    )
+    kept = {sequence_to_line[(item["shard_id"], item["sequence_number"])]: item["reason"] for item in quarantined}
+    kept |= dict.fromkeys(sequence_to_line.unputtable, RejectReason.TOO_LARGE.value)
+    rejected = sorted(kept.items())
+    dead_lettered = sequence_to_line.lines_in(parked)
     states = [delivery_state(item.get("delivery") or {}) for item in audit]
-    summary = _summary(classified, rejected, outcomes, executions, requests)
+    summary = _summary(classified, rejected, dead_lettered, outcomes, executions, requests)
     summary["deliveries"] = deliveries
     summary["undelivered"] = {
         "pending": states.count(DeliveryState.PENDING),
@@ -158,10 +178,10 @@ def run(options: RunOptions) -> dict[str, Any]:
     summary["now"] = now.isoformat()
     summary["failed_executions"] = sum(1 for execution in executions_run if execution.status != "SUCCEEDED")
     _write_outputs(options.out, outcomes, audit, attributes, rejected, summary, rules, counters)
-    if report.dead_lettered_records:
+    if dead_lettered:
         raise RunError(
-            f"{report.dead_lettered_records} record(s) went to the dead-letter queue after every retry; "
-            f"see {options.out / 'traces'}"
+            f"{len(dead_lettered)} line(s) could not be counted (first: line {min(dead_lettered)}): the pipe "
+            f"dead-lettered them and reading them back failed until they were parked; see {options.out / 'traces'}"
         )
     if evaluation.status != "SUCCEEDED":
         raise RunError(f"the date and window evaluation failed ({evaluation.error}); see {options.out / 'traces'}")
@@ -214,18 +234,40 @@ def _redeliver_as_scheduled(product: LocalProduct) -> tuple[list[ExecutionResult
     return runs, deliveries
 
 
+class Positions(dict[tuple[str, str], int]):
+    """(shard, sequence number) -> the 1-based number of the line put there; and the lines that could not be put
+    (over Kinesis' 1 MiB: no producer can put them on a stream)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unputtable: list[int] = []
+
+    def lines_in(self, batches: Sequence[dict[str, Any]]) -> list[int]:
+        """The lines of the batches a dead-letter message names (`KinesisBatchInfo`: shard, first and last)."""
+        return sorted(
+            line
+            for (shard, sequence), line in self.items()
+            for batch in batches
+            if shard == batch["shardId"]
+            and int(batch["startSequenceNumber"]) <= int(sequence) <= int(batch["endSequenceNumber"])
+        )
+
+
 def _put_lines(
     product: LocalProduct, lines: Sequence[bytes], classified: Sequence[Event | Rejected | Ignored]
-) -> dict[tuple[str, str], int]:
-    """Every line on the stream, in file order; returns (shard, sequence number) -> 1-based line number."""
+) -> Positions:
+    """Every line on the stream, in file order."""
     kinesis = product.aws.client("kinesis")
     stream = product.table("EventStream")
-    positions: dict[tuple[str, str], int] = {}
+    positions = Positions()
     with progress("putting records", len(lines)) as bar, product.aws.uncounted():
         for number, (line, read) in enumerate(zip(lines, classified, strict=True), start=1):
-            key = partition_key(line, read, number)
-            answer = kinesis.put_record(StreamName=stream, PartitionKey=key, Data=line)
-            positions[(answer["ShardId"], answer["SequenceNumber"])] = number
+            if len(line) > KINESIS_RECORD_DATA_BYTES:
+                positions.unputtable.append(number)
+            else:
+                key = partition_key(line, read, number)
+                answer = kinesis.put_record(StreamName=stream, PartitionKey=key, Data=line)
+                positions[(answer["ShardId"], answer["SequenceNumber"])] = number
             bar.advance()
     return positions
 
@@ -253,18 +295,21 @@ def _execution_counts(aws: LocalAws, product: LocalProduct) -> dict[str, int]:
     }
 
 
-def _summary(
+def _summary(  # noqa: PLR0917 - the run's findings, each passed once
     classified: Sequence[Event | Rejected | Ignored],
     rejected: Sequence[tuple[int, str]],
+    dead_lettered: Sequence[int],
     outcomes: Sequence[dict[str, Any]],
     executions: dict[str, int],
     requests: dict[str, int],
 ) -> dict[str, Any]:
-    rejected_lines = {line for line, _ in rejected}
+    """About lines: each is rejected (the product quarantined it), dead-lettered (parked, not counted), or else
+    accepted or ignored as the product reads it."""
+    not_counted = {line for line, _ in rejected} | set(dead_lettered)
     seen: set[tuple[str, str]] = set()
     accepted = ignored = duplicates = 0
     for number, result in enumerate(classified, start=1):
-        if number in rejected_lines:
+        if number in not_counted:
             continue
         if isinstance(result, Event):
             accepted += 1
@@ -278,6 +323,7 @@ def _summary(
         "accepted": accepted,
         "ignored": ignored,
         "rejected": len(rejected),
+        "dead_lettered": len(dead_lettered),
         "duplicates": duplicates,
         "outcomes": {kind: kinds.get(kind, 0) for kind in ("qualified", "disqualified", "reached")},
         "executions": executions,

@@ -159,7 +159,7 @@ def test_at_actual_size_the_graph_pans_inside_its_frame(largest_page: Path, tmp_
 @needs_chromium
 def test_a_screenshot_at_1280_px_draws_the_page(largest_page: Path, tmp_path: Path) -> None:
     dom = _chromium(tmp_path / "profile", "--dump-dom", largest_page.as_uri()).stdout
-    assert 'data-state="ParseRecords"' in dom and "Visited states" in dom
+    assert 'data-state="MatchAndEvaluate"' in dom and "Visited states" in dom
     screenshot = tmp_path / "trace.png"
     _chromium(tmp_path / "profile", f"--screenshot={screenshot}", largest_page.as_uri())
     png = screenshot.read_bytes()

@@ -171,7 +171,7 @@ def test_explain_a_qualified_user_and_one_not_yet(run_folder: Path, capsys: pyte
 def test_trace_writes_a_self_contained_page(run_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "--from", str(run_folder)]) == 0
     printed = capsys.readouterr().out
-    assert "ParseRecords -> AnyRejects" in printed
+    assert "MatchAndEvaluate -> Apply" in printed
     page = Path(printed.strip().splitlines()[-1].removeprefix("trace written to "))
     html = page.read_text()
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")

@@ -41,3 +41,35 @@ def flaky(event: dict[str, Any], context: Any) -> None:
     if ATTEMPTS[key] < 3:
         raise FixtureRetryable("try again")
     raise FixtureConflict("conflict")
+
+
+def enrich(event: list[dict[str, Any]], context: Any) -> list[dict[str, Any]]:
+    """A pipe enrichment: drops records marked `skip`, fails the batch on one marked `enrichment_fails`; nothing
+    left is an empty answer (no execution)."""
+    kept = []
+    for record in event:
+        data = json.loads(base64.b64decode(record["data"]))
+        if data.get("enrichment_fails"):
+            raise PoisonRecord(f"record {record['sequenceNumber']} fails its enrichment")
+        if not data.get("skip"):
+            kept.append(record)
+    return kept
+
+
+def replay(event: list[dict[str, Any]], context: Any) -> list[dict[str, Any]]:
+    """An SQS pipe's enrichment: each message body `{"user", "id", "fails"?}` becomes a Kinesis-like record."""
+    records = []
+    for message in event:
+        body = json.loads(message["body"])
+        if body.get("fails"):
+            raise PoisonRecord(f"message {message['messageId']} cannot be replayed")
+        data = base64.b64encode(json.dumps({"id": body["id"]}).encode()).decode()
+        records.append({"partitionKey": body["user"], "sequenceNumber": message["messageId"], "data": data})
+    return records
+
+
+def echo(event: Any, context: Any) -> Any:
+    """Answers its payload, or a text of `inflate` bytes."""
+    if isinstance(event, dict) and "inflate" in event:
+        return "x" * int(event["inflate"])
+    return event

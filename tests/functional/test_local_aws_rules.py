@@ -9,10 +9,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from incremental_analytics_local.aws_rules import PAYLOAD_LIMIT_BYTES
-from incremental_analytics_local.deploy import Stack
+from incremental_analytics_local.aws_rules import (
+    KINESIS_RECORD_DATA_BYTES,
+    LAMBDA_RESPONSE_TOO_LARGE,
+    LAMBDA_SYNC_PAYLOAD_BYTES,
+    PAYLOAD_LIMIT_BYTES,
+)
+from incremental_analytics_local.deploy import Stack, deploy
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
 from incremental_analytics_local.pipes import PipeDriver
+from tests.functional.conftest import FIXTURE_TEMPLATE
 from tests.functional.test_local_execution import _counters, _put
 
 ROLE = "arn:aws:iam::123456789012:role/r"
@@ -105,6 +111,62 @@ def test_the_pipe_refuses_a_batch_over_256_kib_and_bisects_it(aws: LocalAws, fix
     assert {execution.status for execution in report.executions} == {"SUCCEEDED"}
     assert report.dead_lettered_records == 0
     assert _counters(aws, fixture_stack)["user#u0"] == 3
+
+
+# -- Lambda's 6 MB, Kinesis' 1 MiB ---------------------------------------------------------------------------------
+
+
+def _ascii_text(size: int) -> bytes:
+    """A JSON text of exactly `size` bytes, which a handler answering it unchanged answers in as many."""
+    return b'"' + b"x" * (size - 2) + b'"'
+
+
+def test_a_synchronous_invocation_of_6_mb_is_taken_and_one_byte_more_refused(
+    aws: LocalAws, fixture_stack: Stack
+) -> None:
+    function = fixture_stack.ref("EchoFunction")
+    answer = aws.client("lambda").invoke(FunctionName=function, Payload=_ascii_text(LAMBDA_SYNC_PAYLOAD_BYTES))
+    assert "FunctionError" not in answer and len(answer["Payload"].read()) == LAMBDA_SYNC_PAYLOAD_BYTES
+    with pytest.raises(ClientError) as refused:
+        aws.client("lambda").invoke(FunctionName=function, Payload=_ascii_text(LAMBDA_SYNC_PAYLOAD_BYTES + 1))
+    assert refused.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_a_response_over_6_mb_fails_the_invocation(aws: LocalAws, fixture_stack: Stack) -> None:
+    function = fixture_stack.ref("EchoFunction")
+    fits = aws.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps({"inflate": LAMBDA_SYNC_PAYLOAD_BYTES - 2})
+    )
+    assert "FunctionError" not in fits and len(fits["Payload"].read()) == LAMBDA_SYNC_PAYLOAD_BYTES
+    over = aws.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps({"inflate": LAMBDA_SYNC_PAYLOAD_BYTES - 1})
+    )
+    assert over["FunctionError"] == "Unhandled"
+    assert json.loads(over["Payload"].read())["errorType"] == LAMBDA_RESPONSE_TOO_LARGE
+
+
+def test_a_record_of_1_mib_is_put_and_one_byte_more_refused(aws: LocalAws, fixture_stack: Stack) -> None:
+    kinesis = aws.client("kinesis")
+    stream = fixture_stack.ref("Stream")
+    kinesis.put_record(StreamName=stream, PartitionKey="u" * 256, Data=b"x" * KINESIS_RECORD_DATA_BYTES)
+    for key, data in [("u", b"x" * (KINESIS_RECORD_DATA_BYTES + 1)), ("u" * 257, b"{}")]:
+        with pytest.raises(ClientError) as refused:
+            kinesis.put_record(StreamName=stream, PartitionKey=key, Data=data)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_an_enrichment_refuses_a_batch_over_6_mb_and_the_pipe_bisects_it(aws: LocalAws) -> None:
+    # Five records of 1 MiB on one shard: 7 MB of base64 in one batch, which Lambda refuses; halves of two and
+    # three records (2.8 and 4.2 MB) pass through the enrichment.
+    stack = deploy(aws, FIXTURE_TEMPLATE, stack_name="big", parameters={"BatchSize": 5})
+    pad = "x" * (KINESIS_RECORD_DATA_BYTES - 40)
+    _put(aws, stack, *[("u0", {"id": f"e{n}", "pad": pad}) for n in range(5)])
+    report = PipeDriver(aws, stack.pipes["EnrichedPipe"]).drain()
+    assert report.failed_enrichments == 1 and report.enrichments > 1 and report.bisections >= 1
+    # This enrichment hands the records on unchanged: too large for a Step Functions input (262144 bytes) even
+    # one by one, they are refused, bisected down to single records and dead-lettered, as on AWS.
+    assert report.refused_too_large > 0 and report.dead_lettered_records == 5 and not report.executions
 
 
 # -- States.ALL and the terminal errors ----------------------------------------------------------------------------

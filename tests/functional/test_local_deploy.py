@@ -52,8 +52,17 @@ def test_streams_queues_buses_functions_and_state_machines(aws: LocalAws, fixtur
     assert json.loads(rule["EventPattern"])["detail"] == {"bucket": {"name": [bucket]}}
     (target,) = aws.client("events").list_targets_by_rule(Rule=fixture_stack.ref("UploadRule"))["Targets"]
     assert target["Arn"] == fixture_stack.ref("Worker")
-    assert set(fixture_stack.pipes) == {"StreamPipe", "CountersPipe"}
+    assert set(fixture_stack.pipes) == {"StreamPipe", "EnrichedPipe", "ReplayPipe", "CountersPipe"}
     assert fixture_stack.pipes["StreamPipe"].target == fixture_stack.ref("Ingest")
+    assert fixture_stack.pipes["EnrichedPipe"].enrichment == fixture_stack.attribute("EnrichFunction", "Arn")
+    sqs = aws.client("sqs")
+    replays = sqs.get_queue_url(QueueName=fixture_stack.attribute("Replays", "QueueName"))["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=replays, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "60"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": fixture_stack.attribute("Parked", "Arn"),
+        "maxReceiveCount": 3,
+    }
     assert fixture_stack.schedules["Hourly"].expression == "rate(1 hour)"
 
 

@@ -140,7 +140,80 @@ def test_a_failing_batch_is_retried_bisected_and_dead_lettered(aws: LocalAws, fi
     (message,) = aws.client("sqs").receive_message(QueueUrl=queue["QueueUrl"], MaxNumberOfMessages=10)["Messages"]
     body = json.loads(message["Body"])
     assert body["context"]["condition"] == "RetryAttemptsExhausted"
-    assert body["KinesisBatchInfo"]["batchSize"] == 1
+    # The Lambda developer guide's Kinesis failure record: where the records are, never the records.
+    info = body["KinesisBatchInfo"]
+    assert set(info) == {
+        "shardId",
+        "startSequenceNumber",
+        "endSequenceNumber",
+        "approximateArrivalOfFirstRecord",
+        "approximateArrivalOfLastRecord",
+        "batchSize",
+        "streamArn",
+    }
+    assert info["batchSize"] == 1 and info["startSequenceNumber"] == info["endSequenceNumber"]
+    assert info["streamArn"] == fixture_stack.attribute("Stream", "Arn") and body["version"] == "1.0"
+    iterator = aws.client("kinesis").get_shard_iterator(
+        StreamARN=info["streamArn"],
+        ShardId=info["shardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber=info["startSequenceNumber"],
+    )["ShardIterator"]
+    (record, *_) = aws.client("kinesis").get_records(ShardIterator=iterator, Limit=1, StreamARN=info["streamArn"])[
+        "Records"
+    ]
+    assert json.loads(record["Data"]) == {"poison": True}
+
+
+def test_an_enrichment_hands_the_target_its_answer_and_an_empty_answer_starts_nothing(
+    aws: LocalAws, fixture_stack: Stack
+) -> None:
+    _put(aws, fixture_stack, ("u1", {"id": "a"}), ("u1", {"id": "b", "skip": True}), ("u1", {"id": "c"}))
+    _put(aws, fixture_stack, *[("u1", {"id": f"s{n}", "skip": True}) for n in range(3)])
+    report = PipeDriver(aws, fixture_stack.pipes["EnrichedPipe"]).drain()
+    assert (report.batches, report.enrichments, report.nothing_to_deliver) == (2, 2, 1)
+    (execution,) = report.executions
+    assert [json.loads(_decode(record["data"]))["id"] for record in json.loads(_input(aws, execution.arn))] == [
+        "a",
+        "c",
+    ]
+    assert aws.request_counts()["lambda.Invoke"] >= 2  # the enrichment's invocations are the product's requests
+
+
+def test_a_failing_enrichment_fails_its_batch_which_is_bisected_and_dead_lettered(
+    aws: LocalAws, fixture_stack: Stack
+) -> None:
+    _put(aws, fixture_stack, ("u1", {"id": "a"}), ("u1", {"enrichment_fails": True}), ("u1", {"id": "c"}))
+    report = PipeDriver(aws, fixture_stack.pipes["EnrichedPipe"]).drain()
+    assert report.dead_lettered_records == 1 and report.bisections == 2
+    assert report.failed_enrichments == 4  # [a, x, c], [x, c], then [x] twice (MaximumRetryAttempts 1)
+    assert {execution.status for execution in report.executions} == {"SUCCEEDED"}
+    assert _counters(aws, fixture_stack)["user#u1"] == 2
+
+
+def test_a_queue_pipe_deletes_what_it_delivered_and_its_redrive_parks_what_keeps_failing(
+    aws: LocalAws, fixture_stack: Stack
+) -> None:
+    sqs = aws.client("sqs")
+    queue = sqs.get_queue_url(QueueName=fixture_stack.attribute("Replays", "QueueName"))["QueueUrl"]
+    for body in ({"user": "u7", "id": "r1"}, {"user": "u7", "id": "r2"}, {"user": "u8", "id": "r3", "fails": True}):
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    report = PipeDriver(aws, fixture_stack.pipes["ReplayPipe"]).drain()
+    # [r1, r2] delivered and deleted; [r3] failed, back in the queue, failed again: after its third receive the
+    # queue's redrive policy (maxReceiveCount 3) moves it to Parked instead of handing it out a fourth time.
+    assert (report.batches, report.failed_enrichments, report.returned_to_queue) == (4, 3, 3)
+    (execution,) = report.executions
+    assert execution.status == "SUCCEEDED"
+    sent = json.loads(_input(aws, execution.arn))
+    assert [(record["partitionKey"], json.loads(_decode(record["data"]))) for record in sent] == [
+        ("u7", {"id": "r1"}),
+        ("u7", {"id": "r2"}),
+    ]
+    assert _counters(aws, fixture_stack)["user#u7"] == 2
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    parked = sqs.get_queue_url(QueueName=fixture_stack.attribute("Parked", "QueueName"))["QueueUrl"]
+    (message,) = sqs.receive_message(QueueUrl=parked, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(message["Body"])["id"] == "r3"
 
 
 def test_a_dynamodb_stream_pipe_with_a_filter_starts_the_standard_workflow(aws: LocalAws, fixture_stack: Stack) -> None:

@@ -11,6 +11,7 @@ from incremental_analytics.domain.events import Event, normalise
 from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.domain.replay import CounterState, replay
 from incremental_analytics.domain.rules import Rule, RuleType
+from tests.conftest import ROOT
 
 
 def events_of(documents: Iterable[Mapping[str, Any]], rules: Sequence[Rule]) -> list[Event]:
@@ -35,6 +36,14 @@ def expected(rules: Sequence[Rule], documents: Iterable[Mapping[str, Any]]) -> t
             outcomes += [(o.user_id, o.rule_id, o.kind.value, o.cycle, o.outcome_id) for o in result.outcomes]
         states[(user, rule_id)] = (state.count, state.sum, state.cycle, state.qualified)
     return states, sorted(outcomes)
+
+
+def commit_tries() -> int:
+    """How often IngestBatch tries a throttled commit before its execution fails (its first try and its Retry's)."""
+    definition = json.loads((ROOT / "statemachines" / "ingest_batch.asl.json").read_text())
+    commit = definition["States"]["Apply"]["Branches"][1]["States"]["CommitCounters"]["ItemProcessor"]
+    (retrier,) = commit["States"]["CommitChunk"]["Retry"]
+    return 1 + int(retrier["MaxAttempts"])
 
 
 def actual(product: Any) -> tuple[dict[Any, Any], list[Any]]:

@@ -49,10 +49,11 @@ def _mutated(change: Any) -> dict[str, Any]:
 
 def test_the_checks_find_broken_graphs() -> None:
     def dangling(d: dict[str, Any]) -> None:
-        d["States"]["ParseRecords"]["Next"] = "Nowhere"
+        d["States"]["MatchAndEvaluate"]["Next"] = "Nowhere"
 
     def no_default(d: dict[str, Any]) -> None:
-        del d["States"]["AnyRejects"]["Default"]
+        commit = d["States"]["Apply"]["Branches"][1]["States"]["CommitCounters"]["ItemProcessor"]
+        del commit["States"]["ChunkWhere"]["Default"]
 
     def no_retry(d: dict[str, Any]) -> None:
         d["States"]["MatchAndEvaluate"]["Retry"] = []
@@ -62,14 +63,13 @@ def test_the_checks_find_broken_graphs() -> None:
         commit["States"]["CommitChunk"]["Catch"][0]["Next"] = "Gone"
 
     assert graph_problems(_mutated(dangling)) == [
-        "(top)ParseRecords: goes to Nowhere, which is not a state here",
-        "(top)AnyRejects: unreachable",
+        "(top)MatchAndEvaluate: goes to Nowhere, which is not a state here",
         "(top)Apply: unreachable",
         "(top)Done: unreachable",
-        "(top)MatchAndEvaluate: unreachable",
-        "(top)QuarantineRejects: unreachable",
     ]
-    assert graph_problems(_mutated(no_default)) == ["(top)AnyRejects: a Choice without a Default"]
+    assert graph_problems(_mutated(no_default)) == [
+        "Apply.branch[1]/CommitCounters.processor/ChunkWhere: a Choice without a Default"
+    ]
     assert graph_problems(_mutated(no_retry)) == [
         "(top)MatchAndEvaluate: lambda:invoke does not retry "
         "Lambda.AWSLambdaException, Lambda.SdkClientException, Lambda.ServiceException"

@@ -107,9 +107,11 @@ def test_identity_user_rejects_what_names_no_user_and_still_ignores_unruled_syst
         ],
     )
     report = product.ingest()
-    _all_succeeded(report)
+    # Nothing to count: the Pipe's enrichment quarantined one, ignored the other, and started no execution.
+    assert report.nothing_to_deliver == 1 and report.executions == []
     assert [item["reason"] for item in product.quarantined()] == ["missing_user_id"]
-    assert report.executions[0].output["summary"]["ignored"] == 1
+    published = product.metrics("ParseRecordsFunction")
+    assert (published["Records"], published["IgnoredRecords"], published["Rejected_missing_user_id"]) == (2, 1, 1)
     assert product.counters() == {}
 
 

@@ -21,7 +21,7 @@ from incremental_analytics.domain.rules import (
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.lambdas import LocalFunction
 from incremental_analytics_local.product import PINPOINT_APPLICATION, LocalProduct, seed_endpoints, seed_profiles
-from tests.statemachines.expected import actual, expected
+from tests.statemachines.expected import actual, commit_tries, expected
 
 NOW_MS = int(time.time() * 1000)
 GREENBUTTON = Rule(
@@ -137,10 +137,10 @@ def test_two_executions_committing_one_user_and_rule_concurrently(aws: LocalAws,
     def commit_second_in_between(function: LocalFunction, event: Any) -> None:
         if function.name == match_function and not started:
             started.append(True)
-            interleaved.append(aws.start_sync_execution(machine, _pipes_batch(second), name="second"))
+            interleaved.append(aws.start_sync_execution(machine, product.enrich(_pipes_batch(second)), name="second"))
 
     aws.lambdas.after_invoke.append(commit_second_in_between)
-    result = aws.start_sync_execution(machine, _pipes_batch(first), name="first")
+    result = aws.start_sync_execution(machine, product.enrich(_pipes_batch(first)), name="first")
     assert result.status == "SUCCEEDED" and interleaved[0].status == "SUCCEEDED"
     assert "ResolveConflict" in aws.entered_states(result.arn)
     assert "ConflictBackoff" in aws.entered_states(result.arn)  # not committed again at once
@@ -263,8 +263,8 @@ def test_a_throttled_batch_fails_its_execution_and_the_retry_counts_once(aws: Lo
     product.put_rules([REDBUTTON])
     events = [click("u1", "redbutton", n) for n in range(8)]
     product.put_events(events)
-    # More throttling than the workflow's own retries absorb (4 attempts): the execution fails, the Pipe retries.
-    aws.fail_next("dynamodb", "TransactWriteItems", 5, "ProvisionedThroughputExceededException")
+    # More throttling than the workflow's own retries absorb: the execution fails, the Pipe retries.
+    aws.fail_next("dynamodb", "TransactWriteItems", commit_tries(), "ProvisionedThroughputExceededException")
     report = product.ingest()
     statuses = [execution.status for execution in report.executions]
     assert statuses[0] == "FAILED" and statuses[-1] == "SUCCEEDED" and report.retries + report.bisections >= 1

@@ -8,16 +8,17 @@ from typing import Any
 from unittest import mock
 
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
-from incremental_analytics.handlers import parse_records
+from incremental_analytics.handlers import match_and_evaluate
 from incremental_analytics_local import trace
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct
 from incremental_analytics_local.runner import trace_record
+from tests.statemachines.expected import commit_tries
 
 CLICKS = [{"user_id": "u1", "event_type": "redbutton", "timestamp": 1_796_132_827_854 + n} for n in range(2)]
 
 
-class RecordsUnreadableError(Exception):
+class EventsUnreadableError(Exception):
     pass
 
 
@@ -28,17 +29,17 @@ def _record(aws: LocalAws, arn: str) -> dict[str, Any]:
 
 def test_a_lambda_error_is_named_with_its_message(aws: LocalAws, product: LocalProduct) -> None:
     def unreadable(event: Any, context: Any) -> Any:
-        raise RecordsUnreadableError("the batch could not be decoded")
+        raise EventsUnreadableError("the batch could not be decoded")
 
     product.put_events(CLICKS[:1])
-    with mock.patch.object(parse_records, "handler", unreadable):
+    with mock.patch.object(match_and_evaluate, "handler", unreadable):
         report = product.ingest()
     failed = next(e for e in report.executions if e.status == "FAILED")
     record = _record(aws, failed.arn)
     text = trace.text_path(record)
-    assert "  failed: ParseRecords x1 (RecordsUnreadableError: the batch could not be decoded)" in text.splitlines()
+    assert "  failed: MatchAndEvaluate x1 (EventsUnreadableError: the batch could not be decoded)" in text.splitlines()
     page = trace.render_html(record)
-    assert "<b>RecordsUnreadableError</b> in <a href='#s1'>ParseRecords (#1)</a>" in page
+    assert "<b>EventsUnreadableError</b> in <a href='#s1'>MatchAndEvaluate (#1)</a>" in page
     assert '"errorMessage": "the batch could not be decoded"' in page  # the whole cause, under the error
     assert "<details id='s1' class='failed' open>" in page
 
@@ -47,7 +48,7 @@ def test_a_failure_inside_a_map_names_the_state_it_started_in(aws: LocalAws, pro
     product.put_rules([Rule("red", RuleType.AGGREGATE, "redbutton", count=CountCondition(Operator.GREATER, 3))])
     product.put_events(CLICKS)
     # More throttling than the commit's retries absorb: the execution fails inside its commit Map.
-    aws.fail_next("dynamodb", "TransactWriteItems", 5, "ProvisionedThroughputExceededException")
+    aws.fail_next("dynamodb", "TransactWriteItems", commit_tries(), "ProvisionedThroughputExceededException")
     report = product.ingest()
     failed = next(e for e in report.executions if e.status == "FAILED")
     record = _record(aws, failed.arn)

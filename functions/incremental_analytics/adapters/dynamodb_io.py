@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from incremental_analytics.adapters import retrying
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.rules import Rule
 
 BATCH_GET_LIMIT = 100
-_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-
-
-class UnprocessedKeysError(RuntimeError):
-    """DynamoDB kept returning unprocessed keys (throttling): the batch is retried as a whole."""
 
 
 def batch_get(client: Any, table: str, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every item of `keys` that exists, read consistently, 100 keys a request, unprocessed keys retried."""
+    """Every item of `keys` that exists, read consistently, 100 keys a request; throttling and unprocessed keys
+    are retried with backoff (retrying.py), then the function gives up with `Throttled`."""
     found: list[dict[str, Any]] = []
     unique = list({_key_text(key): key for key in keys}.values())
+
+    def read(request: dict[str, Any]) -> dict[str, Any]:
+        answer = client.batch_get_item(RequestItems=request)
+        found.extend(answer.get("Responses", {}).get(table, []))
+        return dict(answer.get("UnprocessedKeys") or {})
+
     for start in range(0, len(unique), BATCH_GET_LIMIT):
-        request: dict[str, Any] = {table: {"Keys": unique[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}}
-        for pause in (0.0, *_BACKOFF_SECONDS):
-            if pause:
-                time.sleep(pause)
-            answer = client.batch_get_item(RequestItems=request)
-            found.extend(answer.get("Responses", {}).get(table, []))
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            raise UnprocessedKeysError(f"{table}: keys still unprocessed after {len(_BACKOFF_SECONDS)} retries")
+        request = {table: {"Keys": unique[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}}
+        retrying.until_done(read, request, f"{table} BatchGetItem")
     return found
 
 
@@ -41,9 +36,16 @@ def _key_text(key: Mapping[str, Any]) -> str:
 
 
 def scan_all(client: Any, table: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
-    paginator = client.get_paginator("scan")
-    for page in paginator.paginate(TableName=table, ConsistentRead=True, **kwargs):
+    """Every item, read consistently, page by page; each page retried while throttled."""
+    start: dict[str, Any] = {}
+    while True:
+        page = retrying.call(
+            functools.partial(client.scan, TableName=table, ConsistentRead=True, **kwargs, **start), f"{table} Scan"
+        )
         yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 class RulesCache:
@@ -66,16 +68,11 @@ BATCH_WRITE_LIMIT = 25
 
 
 def batch_write_deletes(client: Any, table: str, keys: Sequence[Mapping[str, Any]]) -> None:
-    """Delete every key, 25 a request, unprocessed ones retried with backoff."""
+    """Delete every key, 25 a request; throttling and unprocessed items retried with backoff."""
+
+    def write(request: dict[str, Any]) -> dict[str, Any]:
+        return dict(client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {})
+
     for start in range(0, len(keys), BATCH_WRITE_LIMIT):
-        request: dict[str, Any] = {
-            table: [{"DeleteRequest": {"Key": dict(key)}} for key in keys[start : start + BATCH_WRITE_LIMIT]]
-        }
-        for pause in (0.0, *_BACKOFF_SECONDS):
-            if pause:
-                time.sleep(pause)
-            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-            if not request:
-                break
-        else:
-            raise UnprocessedKeysError(f"{table}: deletes still unprocessed after {len(_BACKOFF_SECONDS)} retries")
+        request = {table: [{"DeleteRequest": {"Key": dict(key)}} for key in keys[start : start + BATCH_WRITE_LIMIT]]}
+        retrying.until_done(write, request, f"{table} BatchWriteItem")

@@ -1,7 +1,8 @@
 """Large intermediate sets go through S3, not through state payloads (Step Functions caps them at 256 KiB).
 
 A batch whose commits would not fit writes the transactions of its largest groups to the data bucket, one
-object per transaction, under `spill/`; the workflow reads each back just before committing it.
+object per transaction, under `spill/`; the workflow reads each back just before committing it. Time-series
+writes that still do not fit go the same way, one object per BatchWriteItem request.
 """
 
 from __future__ import annotations
@@ -42,5 +43,28 @@ def spill_largest(
             keys.append(key)
         group["chunks"], group["chunk_keys"], group["spilled"] = [], keys, True
         total -= before - size_of(group)
+        moved += 1
+    return moved
+
+
+def spill_writes(
+    batches: list[dict[str, Any]],
+    other_bytes: int,
+    put: Callable[[str, str], None],
+    execution_name: str,
+    budget: int = PAYLOAD_BUDGET_BYTES,
+) -> int:
+    """Move the largest time-series write requests (`{"RequestItems": ...}`) to S3 until the payload fits; a
+    moved one becomes `{"key": <its object>}`. Returns how many moved."""
+    total = other_bytes + size_of(batches)
+    moved = 0
+    for index in sorted(range(len(batches)), key=lambda i: size_of(batches[i]), reverse=True):
+        if total <= budget:
+            break
+        before = size_of(batches[index])
+        key = f"{SPILL_PREFIX}{execution_name}/writes-{index}.json"
+        put(key, json.dumps(batches[index]["RequestItems"], separators=(",", ":")))
+        batches[index] = {"key": key}
+        total -= before - size_of(batches[index])
         moved += 1
     return moved

@@ -5,16 +5,17 @@ writes."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from incremental_analytics.adapters import dynamodb_items as items
+from incremental_analytics.adapters import retrying
 from incremental_analytics.adapters.aws_clients import client
 from incremental_analytics.adapters.dynamodb_io import RulesCache, batch_get
-from incremental_analytics.adapters.spill import size_of, spill_largest
+from incremental_analytics.adapters.spill import size_of, spill_largest, spill_writes
 from incremental_analytics.domain.commits import plan_commits
 from incremental_analytics.domain.delivery import delivery_item
 from incremental_analytics.domain.events import SYSTEM_EVENT_PREFIX, Event
@@ -22,6 +23,7 @@ from incremental_analytics.domain.matching import RuleIndex, first_occurrences
 from incremental_analytics.domain.outcomes import Contribution
 from incremental_analytics.domain.replay import CounterState
 from incremental_analytics.domain.rules import Rule
+from incremental_analytics.logic.intake import handed_events
 from incremental_analytics.models import contribution_to_task, event_from_task
 from incremental_analytics.observability import logger, metrics, tracer
 from incremental_analytics.settings import Settings
@@ -94,13 +96,21 @@ def group_payload(
     }
 
 
+def _put(config: Settings) -> Callable[[str, str], None]:
+    def put(key: str, body: str) -> None:
+        retrying.call(
+            lambda: client("s3").put_object(
+                Bucket=config.data_bucket, Key=key, Body=body.encode(), ContentType="application/json"
+            ),
+            "spill PutObject",
+        )
+
+    return put
+
+
 def spill_if_large(config: Settings, groups: list[dict[str, Any]], other: Any, execution: str) -> int:
     """Keep the state payload under Step Functions' limit: the largest groups' transactions go to S3."""
-
-    def put(key: str, body: str) -> None:
-        client("s3").put_object(Bucket=config.data_bucket, Key=key, Body=body.encode(), ContentType="application/json")
-
-    return spill_largest(groups, size_of(other), put, execution.rsplit(":", 1)[-1])
+    return spill_largest(groups, size_of(other), _put(config), execution.rsplit(":", 1)[-1])
 
 
 def evaluate_batch(
@@ -136,6 +146,7 @@ def evaluate_batch(
         )
     timeseries = _timeseries_batches(config, kept)
     spilled = spill_if_large(config, payloads, timeseries, execution)
+    spilled_writes = spill_writes(timeseries, size_of(payloads), _put(config), execution.rsplit(":", 1)[-1])
     return {
         "groups": payloads,
         "timeseries": timeseries,
@@ -147,6 +158,7 @@ def evaluate_batch(
             "groups": len(payloads),
             "outcomes": sum(payload["outcomes"] for payload in payloads),
             "spilled_groups": spilled,
+            "spilled_writes": spilled_writes,
         },
     }
 
@@ -176,12 +188,14 @@ def _timeseries_batches(config: Settings, events: Sequence[Event]) -> list[dict[
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`batch`: the hand-off of the Pipe's enrichment (logic/intake.py), its events inline or in S3."""
     config = settings()
+    batch = event["batch"]
     rules = _rules.get(client("dynamodb"), config.rules_table, config.rules_cache_seconds)
-    result = evaluate_batch(config, rules, event["events"], str(event["execution"]), dt.datetime.now(dt.UTC))
+    events = handed_events(batch, client("s3"), config.data_bucket)
+    result = evaluate_batch(config, rules, events, str(event["execution"]), dt.datetime.now(dt.UTC))
     summary = result["summary"]
-    counts = event.get("counts") or {}
-    summary |= {"records": counts.get("records"), "rejected": counts.get("rejected"), "ignored": counts.get("ignored")}
+    summary |= {key: batch.get(key) for key in ("source", "records", "rejected", "ignored")}
     metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=summary["accepted"])
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=summary["duplicates"])
     metrics.add_metric(name="IgnoredSystemEvents", unit=MetricUnit.Count, value=summary["ignored_system"])

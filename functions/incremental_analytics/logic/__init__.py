@@ -1,0 +1,1 @@
+"""Orchestration that is not pure: between the handlers and the adapters."""
