@@ -15,7 +15,7 @@ import statistics
 from typing import Any
 
 from benchmarks.ingest_cost import RULES
-from incremental_analytics_local.demo import synthetic_events
+from incremental_analytics_cli.demo import synthetic_events
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct
 

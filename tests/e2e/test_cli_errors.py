@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from incremental_analytics_local.cli import EXIT_FAILED, EXIT_USAGE, main
+from incremental_analytics_cli.cli import EXIT_FAILED, EXIT_USAGE, main
 from tests.conftest import SAMPLES
 
 RULES = str(SAMPLES / "honeycode_rules.csv")

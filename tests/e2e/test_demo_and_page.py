@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGE_BYTES = 1_000_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 
 NOW_MS = int(time.time() * 1000)
 RULES = {

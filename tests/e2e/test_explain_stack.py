@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
-from incremental_analytics_local import explain as explaining
+from incremental_analytics_cli import explain as explaining
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct
 

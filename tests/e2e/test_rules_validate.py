@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from incremental_analytics.domain.rules_validation import MAX_FILE_BYTES
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 from tests.unit.test_rules_files_hostile import ALIAS_BOMB, HEADER, ROW
 
 

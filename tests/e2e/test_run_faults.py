@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 
 NOW_MS = int(time.time() * 1000)
 RULES = {

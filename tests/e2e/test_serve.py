@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 
 STACK = "served"
 REGION = "us-east-1"

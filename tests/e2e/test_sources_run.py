@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from incremental_analytics_local.cli import main
+from incremental_analytics_cli.cli import main
 from tests.conftest import FIXTURES
 from tests.unit.test_sources import unwrapped
 

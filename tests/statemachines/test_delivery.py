@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from incremental_analytics_cli.cli import main
 from incremental_analytics_local.asl_checks import state_machines
 from incremental_analytics_local.cfn import read_template
-from incremental_analytics_local.cli import main
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import (
     PINPOINT_APPLICATION,

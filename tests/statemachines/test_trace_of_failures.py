@@ -9,10 +9,10 @@ from unittest import mock
 
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from incremental_analytics.handlers import match_and_evaluate
-from incremental_analytics_local import trace
+from incremental_analytics_cli import trace
+from incremental_analytics_cli.runner import trace_record
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct
-from incremental_analytics_local.runner import trace_record
 from tests.statemachines.expected import commit_tries
 
 CLICKS = [{"user_id": "u1", "event_type": "redbutton", "timestamp": 1_796_132_827_854 + n} for n in range(2)]

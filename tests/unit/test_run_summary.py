@@ -10,7 +10,7 @@ from incremental_analytics.domain.events import (
     Rejected,
     RejectReason,
 )
-from incremental_analytics_local.runner import Positions, _summary, partition_key
+from incremental_analytics_cli.runner import Positions, _summary, partition_key
 
 EVENT = Event("e1", "u1", "tap", 1_612_130_400_000)
 

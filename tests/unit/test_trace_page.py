@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from incremental_analytics_local import trace
+from incremental_analytics_cli import trace
 from tests.conftest import ROOT
 
 WORKFLOWS = sorted((ROOT / "statemachines").glob("*.asl.json"))

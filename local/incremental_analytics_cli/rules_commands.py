@@ -12,10 +12,9 @@ from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.rules import Rule
 from incremental_analytics.domain.rules_sync import classify_change, diff_rules
 from incremental_analytics.domain.rules_validation import MAX_FILE_BYTES
-from incremental_analytics_local.engine import LocalAws
-from incremental_analytics_local.explain import describe_rule
-from incremental_analytics_local.product import LocalProduct
-from incremental_analytics_local.stacks import stack_outputs
+from incremental_analytics_cli.explain import describe_rule
+from incremental_analytics_cli.stacks import stack_outputs
+from incremental_analytics_local import LocalAws, LocalProduct
 
 
 def read_rules_file(path: Path) -> tuple[bytes, int]:

@@ -19,14 +19,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from incremental_analytics.domain.delivery import DeliveryState
 from incremental_analytics.domain.events import IdentityMode
 from incremental_analytics.domain.rules_loading import RulesError, load_rules_file
-from incremental_analytics_local import explain as explaining
-from incremental_analytics_local import outcomes_commands, rules_commands, serving, stack_traces
-from incremental_analytics_local import trace as tracing
-from incremental_analytics_local.demo import SOURCES, demo
-from incremental_analytics_local.faults import Fault, FaultError, parse_fault
-from incremental_analytics_local.invocation import NAME, command_name
-from incremental_analytics_local.runner import RunError, RunOptions, run
-from incremental_analytics_local.stacks import StackError
+from incremental_analytics_cli import explain as explaining
+from incremental_analytics_cli import outcomes_commands, rules_commands, serving, stack_traces
+from incremental_analytics_cli import trace as tracing
+from incremental_analytics_cli.demo import SOURCES, demo
+from incremental_analytics_cli.invocation import NAME, command_name
+from incremental_analytics_cli.runner import RunError, RunOptions, run
+from incremental_analytics_cli.stacks import StackError
+from incremental_analytics_local import Fault, FaultError, parse_fault
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from incremental_analytics_cli.stacks import StackError
 from incremental_analytics_local import execution_logs
-from incremental_analytics_local.stacks import StackError
 
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 ENABLE_LOGS = (

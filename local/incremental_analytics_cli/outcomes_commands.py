@@ -14,7 +14,7 @@ from incremental_analytics.adapters.outbox import redrive, undelivered_items
 from incremental_analytics.domain.delivery import CLAIM_EXPIRY, SINKS, DeliveryState, delivery_state
 from incremental_analytics.domain.rules import iso_instant
 from incremental_analytics.settings import PENDING_SHARDS
-from incremental_analytics_local.stacks import StackError, stack_outputs
+from incremental_analytics_cli.stacks import StackError, stack_outputs
 
 PAGE_SIZE = 50  # outcomes per DeliverOutcomes execution, as the scheduled redelivery starts them
 

@@ -9,10 +9,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from incremental_analytics_local import explain as explaining
-from incremental_analytics_local import trace as tracing
-from incremental_analytics_local.invocation import command_name
-from incremental_analytics_local.runner import RunOptions, prepare_out, run
+from incremental_analytics_cli import explain as explaining
+from incremental_analytics_cli import trace as tracing
+from incremental_analytics_cli.invocation import command_name
+from incremental_analytics_cli.runner import RunOptions, prepare_out, run
 
 
 def rules_csv(today: dt.date) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from incremental_analytics_local.invocation import command_name
+from incremental_analytics_cli.invocation import command_name
 
 _FAILURE_SUFFIXES = ("Failed", "TimedOut", "Aborted")  # TaskFailed, TaskStartFailed, MapIterationAborted, ...
 

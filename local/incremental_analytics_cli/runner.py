@@ -18,12 +18,17 @@ from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.domain.numbers import json_number
 from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
-from incremental_analytics_local.aws_rules import KINESIS_PARTITION_KEY_CHARACTERS, KINESIS_RECORD_DATA_BYTES
-from incremental_analytics_local.engine import ExecutionResult, LocalAws
-from incremental_analytics_local.faults import Fault
-from incremental_analytics_local.product import LocalProduct, seed_for
-from incremental_analytics_local.progress import progress
-from incremental_analytics_local.rules_commands import read_rules_file
+from incremental_analytics_cli.progress import progress
+from incremental_analytics_cli.rules_commands import read_rules_file
+from incremental_analytics_local import (
+    KINESIS_PARTITION_KEY_CHARACTERS,
+    KINESIS_RECORD_DATA_BYTES,
+    ExecutionResult,
+    Fault,
+    LocalAws,
+    LocalProduct,
+    seed_for,
+)
 
 TRACES_KEPT = 25
 SCHEDULE = dt.timedelta(hours=1)  # EvaluationSchedule's default, rate(1 hour)

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from incremental_analytics.domain.rules_loading import load_rules_file
-from incremental_analytics_local.engine import LocalAws
-from incremental_analytics_local.pipes import Background
-from incremental_analytics_local.product import LocalProduct
+from incremental_analytics_local import Background, LocalAws, LocalProduct
 
 STACK_NAME = "incremental-analytics"
 DEFAULT_PORT = 4566

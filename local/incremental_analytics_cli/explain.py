@@ -16,9 +16,9 @@ from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outc
 from incremental_analytics.adapters.rules_store import rules_from_items
 from incremental_analytics.domain.delivery import SINKS
 from incremental_analytics.domain.numbers import json_number
-from incremental_analytics_local.execution_logs import execution_name
-from incremental_analytics_local.invocation import command_name
-from incremental_analytics_local.stacks import StackError, stack_outputs
+from incremental_analytics_cli.invocation import command_name
+from incremental_analytics_cli.stacks import StackError, stack_outputs
+from incremental_analytics_local import execution_logs
 
 
 class ExplainError(Exception):
@@ -208,7 +208,7 @@ def _explain_outcome(outcome: dict[str, Any], delivery: dict[str, Any] | None, r
         attempts = int(delivery.get("attempts", 0))
         lines.append(f"    sinks: {statuses} ({attempts} attempt{'' if attempts == 1 else 's'})")
     if outcome.get("execution"):
-        name = execution_name(outcome["execution"])
+        name = execution_logs.execution_name(outcome["execution"])
         lines.append(f"    decided by execution {name}")
         # A run folder keeps its traces by name; on a stack the ARN names the state machine too.
         execution = name if record.run_folder else outcome["execution"]

@@ -15,7 +15,7 @@ def command_name() -> str:
     """`incremental-analytics` when that is on PATH and is this program; else the path it was started by (e.g.
     `.venv/bin/incremental-analytics` after `make demo`), relative to the current folder when inside it."""
     started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if started is None or started.name != NAME:  # imported, or `python -m incremental_analytics_local`
+    if started is None or started.name != NAME:  # imported, or `python -m incremental_analytics_cli`
         on_path = shutil.which(NAME)
         if on_path:
             return NAME
