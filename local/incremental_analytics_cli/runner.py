@@ -18,6 +18,7 @@ from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.domain.numbers import json_number
 from incremental_analytics.domain.rules import Rule, epoch_ms
 from incremental_analytics.domain.rules_loading import load_rules_file
+from incremental_analytics_cli.invocation import command_name
 from incremental_analytics_cli.progress import progress
 from incremental_analytics_cli.rules_commands import read_rules_file
 from incremental_analytics_local import (
@@ -194,7 +195,7 @@ def run(options: RunOptions) -> dict[str, Any]:
     if undelivered["pending"] or undelivered["abandoned"]:
         raise RunError(
             f"{undelivered['abandoned']} outcome(s) abandoned and {undelivered['pending']} still pending for some "
-            f"sink; see `incremental-analytics outcomes abandoned --from {options.out}`"
+            f"sink; see `{command_name()} outcomes abandoned --from {options.out}`"
         )
     if disagreeing:
         raise RunError(f"the attribute sinks disagree for {len(disagreeing)} user(s), first {disagreeing[0]}")
