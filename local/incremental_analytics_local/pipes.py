@@ -297,15 +297,15 @@ class PipeDriver:
         return result.status == "SUCCEEDED"
 
     def _enrich(self, payload: Any) -> Any:
-        """The enrichment's answer, or _FAILED when the function failed or Lambda refused the batch (over 6 MB)."""
+        """The enrichment's answer, or _FAILED when the function failed or Lambda refused the call (a batch over
+        6 MB, throttling, a service error): the Pipe then retries the batch, split when it bisects, as it does when
+        its target fails (EventBridge Pipes user guide, "Error handling and troubleshooting")."""
         try:
             answer = self.aws.client("lambda").invoke(
                 FunctionName=self.pipe.enrichment, InvocationType="RequestResponse", Payload=json.dumps(payload)
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "RequestEntityTooLargeException":
-                return _FAILED
-            raise
+        except ClientError:
+            return _FAILED
         body = answer["Payload"].read()
         if answer.get("FunctionError"):
             return _FAILED

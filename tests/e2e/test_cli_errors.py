@@ -114,7 +114,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_printed_commands_name_a_program_that_runs(tmp_path: Path) -> None:
     """A fresh clone has the command in .venv/bin, not on PATH: the hints the CLI prints say so, and they run."""
     done = subprocess.run(
-        [sys.executable, "-m", "incremental_analytics_local", "trace", "--from", str(tmp_path)],
+        [sys.executable, "-m", "incremental_analytics_cli", "trace", "--from", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

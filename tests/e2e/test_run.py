@@ -238,7 +238,7 @@ def test_every_command_answers_help(command: list[str], capsys: pytest.CaptureFi
 
 def test_the_module_runs_as_the_command() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "incremental_analytics_local", "rules", "validate", "/nonexistent.csv"],
+        [sys.executable, "-m", "incremental_analytics_cli", "rules", "validate", "/nonexistent.csv"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -51,7 +51,7 @@ def test_poison_lines_are_rejected_with_their_reasons_and_the_rest_counted(tmp_p
     events.write_bytes(b"\n".join(line for line, _ in LINES) + b"\n")
     command = ["run", "--rules", str(rules), "--events", str(events), "--out", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "incremental_analytics_local", *command, "--batch-size", "5", "--redeliver", "1"],
+        [sys.executable, "-m", "incremental_analytics_cli", *command, "--batch-size", "5", "--redeliver", "1"],
         capture_output=True,
         text=True,
         cwd=ROOT,

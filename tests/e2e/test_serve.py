@@ -89,7 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         [
             sys.executable,
             "-m",
-            "incremental_analytics_local",
+            "incremental_analytics_cli",
             "serve",
             "--port",
             str(port),
@@ -155,12 +155,13 @@ def test_aws_tools_see_the_stack_and_what_it_deployed(server: Server) -> None:
         "partitionKey": "u",
         "eventID": "shardId-000000000000:1",
     }
-    answer = server.client("lambda").invoke(FunctionName=parse, Payload=json.dumps({"records": [record]}).encode())
+    answer = server.client("lambda").invoke(FunctionName=parse, Payload=json.dumps([record]).encode())
     assert "FunctionError" not in answer
-    assert json.loads(answer["Payload"].read())["records"] == 1
-    failed = server.client("lambda").invoke(FunctionName=parse, Payload=b"{}")
+    (handoff,) = json.loads(answer["Payload"].read())  # the Pipe enrichment's answer: IngestBatch's input
+    assert handoff["records"] == 1 and handoff["events"][0]["event_type"] == "x"
+    failed = server.client("lambda").invoke(FunctionName=parse, Payload=b"[42]")
     assert failed["FunctionError"] == "Unhandled"
-    assert json.loads(failed["Payload"].read())["errorType"] == "KeyError"
+    assert json.loads(failed["Payload"].read())["errorType"] == "AttributeError"
     resources = server.client("cloudformation").list_stack_resources(StackName=STACK)["StackResourceSummaries"]
     assert {r["ResourceType"] for r in resources} >= {"AWS::Lambda::Function", "AWS::StepFunctions::StateMachine"}
     # The rules file pushed at start: SyncRules ran, then RulesChanged through the rules table's stream.
@@ -202,9 +203,9 @@ def test_records_put_on_the_stream_are_counted_and_explained_and_traced(
     (suggested,) = re.findall(r"trace: \S+ (trace --stack .*)", explained)
     assert main(shlex.split(suggested)) == 0
     traced = capsys.readouterr().out
-    assert traced.splitlines()[1].strip().startswith("ParseRecords -> ")
+    assert traced.splitlines()[1].strip().startswith("MatchAndEvaluate -> Apply")
     page = Path(traced.strip().splitlines()[-1].removeprefix("trace written to "))
-    assert (tmp_path / page).read_text().count("ParseRecords") > 1
+    assert (tmp_path / page).read_text().count("MatchAndEvaluate") > 1
 
 
 def test_rules_commands_against_the_served_stack(

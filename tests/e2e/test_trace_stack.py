@@ -50,10 +50,10 @@ def test_explain_points_at_the_trace_of_the_deciding_express_execution(
     page = tmp_path / "batch.html"
     assert main([*args, "--html", str(page)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[1].strip().startswith("ParseRecords -> ")
+    assert out.splitlines()[1].strip().startswith("MatchAndEvaluate -> Apply")
     assert "SUCCEEDED" in out.splitlines()[0] and f"trace written to {page}" in out
     html = page.read_text()
-    assert "<svg" in html and "ParseRecords" in html and "MatchAndEvaluate" in html
+    assert "<svg" in html and "MatchAndEvaluate" in html and "CommitCounters" in html
     assert '\\"user_id\\"' in html or "user_id" in html  # inputs and outputs, logged with execution data
 
     # By its name alone, from the folder it is run in.

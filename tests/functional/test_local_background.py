@@ -22,7 +22,7 @@ class Clock:
 def test_each_round_delivers_what_arrived_since_the_last(aws: LocalAws, fixture_stack: Stack) -> None:
     lines: list[str] = []
     background = Background(aws, fixture_stack.pipes, {}, report=lines.append)
-    assert set(background.drivers) == {"StreamPipe", "CountersPipe"}  # every pipe of the template
+    assert set(background.drivers) == {"StreamPipe", "CountersPipe", "EnrichedPipe", "ReplayPipe"}  # every pipe
     _put(aws, fixture_stack, *_events(5))
     first = background.pump("StreamPipe")
     assert first.records_read == 5

@@ -68,7 +68,8 @@ def test_the_checks_find_broken_graphs() -> None:
         "(top)Done: unreachable",
     ]
     assert graph_problems(_mutated(no_default)) == [
-        "Apply.branch[1]/CommitCounters.processor/ChunkWhere: a Choice without a Default"
+        "Apply.branch[1]/CommitCounters.processor/CommitChunk: unreachable",
+        "Apply.branch[1]/CommitCounters.processor/ChunkWhere: a Choice without a Default",
     ]
     assert graph_problems(_mutated(no_retry)) == [
         "(top)MatchAndEvaluate: lambda:invoke does not retry "

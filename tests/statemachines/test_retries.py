@@ -96,7 +96,7 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
     _ingest(product, [_event("u3", now - dt.timedelta(minutes=7), "redbutton", event_id=f"r{n}") for n in range(250)])
     # A batch of 100 events of 2 KB of attributes each: their time-series writes go through S3 too.
     wide = {f"a{n}": "w" * 190 for n in range(10)}
-    _ingest(product, [_event("u5", now - dt.timedelta(minutes=7, seconds=n), attributes=wide) for n in range(100)])
+    _ingest(product, [_event("u6", now - dt.timedelta(minutes=7, seconds=n), attributes=wide) for n in range(100)])
     # A sink down for a while: the outcome stays pending for it, then the scheduled run delivers it again.
     aws.profiles.fail_next(1000, "InternalServerException")
     _ingest(product, [_event("u4", now - dt.timedelta(minutes=6, seconds=n)) for n in range(3)])

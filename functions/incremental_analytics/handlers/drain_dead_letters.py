@@ -10,22 +10,18 @@ after its visibility timeout, until the queue's redrive policy parks it (docs/in
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from incremental_analytics.adapters.aws_clients import client
-from incremental_analytics.adapters.dynamodb_io import RulesCache
 from incremental_analytics.adapters.stream_reader import BatchInfo, read_back
-from incremental_analytics.domain.matching import RuleIndex
-from incremental_analytics.logic.intake import publish, take_in
+from incremental_analytics.logic.intake import take_in_and_publish
 from incremental_analytics.observability import logger, metrics, tracer
 from incremental_analytics.settings import Settings
 
 SOURCE = "dead-letter"
-_rules = RulesCache()
 
 
 def dead_lettered_batches(messages: list[dict[str, Any]]) -> list[BatchInfo]:
@@ -39,22 +35,12 @@ def dead_lettered_batches(messages: list[dict[str, Any]]) -> list[BatchInfo]:
 def handler(event: list[dict[str, Any]], context: LambdaContext) -> list[dict[str, Any]]:
     config = Settings.from_environment()
     batches = dead_lettered_batches(event)
-    rules = _rules.get(client("dynamodb"), config.rules_table, config.rules_cache_seconds)
 
     def pages() -> Iterator[list[dict[str, Any]]]:
         for batch in batches:
             yield from read_back(client("kinesis"), batch)
 
-    intake = take_in(
-        pages(),
-        source=SOURCE,
-        now_ms=int(time.time() * 1000),
-        s3=client("s3"),
-        bucket=config.data_bucket,
-        ruled_system_events=RuleIndex(rules).system_event_types,
-        identity=config.identity,
-    )
-    publish(intake, SOURCE)
+    intake = take_in_and_publish(pages(), SOURCE, config)
     expected = sum(batch.size for batch in batches)
     if intake.read.records != expected:
         logger.warning(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,16 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from incremental_analytics.adapters import retrying
+from incremental_analytics.adapters.aws_clients import client
+from incremental_analytics.adapters.dynamodb_io import RulesCache
 from incremental_analytics.adapters.quarantine import keep_once
 from incremental_analytics.adapters.spill import PAYLOAD_BUDGET_BYTES, size_of
 from incremental_analytics.domain.events import IdentityMode, RejectReason
 from incremental_analytics.domain.intake import BatchRead, read_batch, reasons
+from incremental_analytics.domain.matching import RuleIndex
 from incremental_analytics.models import event_to_task
 from incremental_analytics.observability import logger, metrics
+from incremental_analytics.settings import Settings
 
 HANDOFF_PREFIX = "spill/handoff/"
 
@@ -41,6 +46,26 @@ class Intake:
     @property
     def spilled(self) -> bool:
         return any("events_key" in document for document in self.handoff)
+
+
+_rules = RulesCache()
+
+
+def take_in_and_publish(pages: Iterable[Sequence[Mapping[str, Any]]], source: str, config: Settings) -> Intake:
+    """`take_in` with the deployment's settings and rules (cached), then `publish`: what both of the Pipes'
+    enrichments (ParseRecords, DrainDeadLetters) do with their records."""
+    rules = _rules.get(client("dynamodb"), config.rules_table, config.rules_cache_seconds)
+    intake = take_in(
+        pages,
+        source=source,
+        now_ms=int(time.time() * 1000),
+        s3=client("s3"),
+        bucket=config.data_bucket,
+        ruled_system_events=RuleIndex(rules).system_event_types,
+        identity=config.identity,
+    )
+    publish(intake, source)
+    return intake
 
 
 def take_in(
