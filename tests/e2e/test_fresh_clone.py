@@ -1,6 +1,6 @@
 """The repository stands on its own: its tracked files alone, in an empty folder, pass the smoke path.
 
-Nothing beside the checkout is read (no `../shared`, no sibling folders): the copy lives in a temporary folder that
+Nothing beside the checkout is read (no sibling folder of it): the copy lives in a temporary folder that
 holds nothing else, and its own packages are imported (not this checkout's)."""
 
 from __future__ import annotations
