@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, poison, rules_files
+from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, poison, rules_files, throughput
 
 
 def table(title: str, rows: list[dict[str, object]]) -> None:
@@ -52,6 +52,10 @@ def main() -> None:
     table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
     print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
     print(json.dumps(cost, indent=2))
+    table(
+        "Throughput of one shard on paper: measured transactions per batch, AWS's latencies (benchmarks/throughput.py)",
+        throughput.model(),
+    )
     table(
         "Tracing Express workflows: IngestBatch's CloudWatch Logs records, 2,000 events, batches of 100 "
         "(benchmarks/express_logs.py)",
