@@ -49,6 +49,7 @@ PRICES = {
     "eventbridge_per_event": 1.00 / 1e6,  # custom events put on a bus
     "kinesis_per_gb": 0.08,  # on-demand data ingested
     "s3_per_put": 0.005 / 1000,
+    "s3_per_get": 0.0004 / 1000,
 }
 
 
@@ -424,7 +425,11 @@ def _cost_per_million(  # noqa: PLR0917 - the measured figures, each once
         * (meter.write_units * PRICES["dynamodb_per_write_unit"] + meter.read_units * PRICES["dynamodb_per_read_unit"]),
         "eventbridge": requests.get("events.PutEvents", 0) * scale * PRICES["eventbridge_per_event"],
         "kinesis": 1e6 * 200 / 1e9 * PRICES["kinesis_per_gb"],  # about 200 bytes an event
-        "s3": requests.get("s3.PutObject", 0) * scale * PRICES["s3_per_put"],
+        "s3": scale
+        * (
+            requests.get("s3.PutObject", 0) * PRICES["s3_per_put"]
+            + requests.get("s3.GetObject", 0) * PRICES["s3_per_get"]
+        ),
     }
     parts = {name: round(value, 3) for name, value in parts.items()}
     parts["total"] = round(sum(parts.values()), 2)
