@@ -33,20 +33,21 @@ def spill_largest(
     and the byte range of each of its transactions (`Range: bytes=first-last`, which S3's GetObject reads):
     one PutObject a batch instead of one per transaction (S3 bills each PUT ten times a GET)."""
     total = other_bytes + sum(size_of(group) for group in groups)
+    attempts = "-".join(sorted({str(group["attempt"]) for group in groups}))
+    key = f"{SPILL_PREFIX}{execution_name}/groups-{attempts}.json"
+    # no offset in the object can be longer than the size of all the transactions
+    widest = "9" * len(str(sum(size_of(transaction) for group in groups for transaction in group["chunks"])))
     moved: list[dict[str, Any]] = []
     for group in sorted(groups, key=lambda g: size_of(g["chunks"]), reverse=True):
         if total <= budget:
             break
         moved.append(group)
         before = size_of(group)
-        # the shape the group will have: its ranges are as long as any this spill can write
-        placeholder = [f"bytes={10**12}-{10**12}"] * len(group["chunks"])
-        after = size_of({**group, "chunks": [], "chunk_ranges": placeholder, "spill_key": "k" * 200, "spilled": True})
+        ranges = [f"bytes={widest}-{widest}"] * len(group["chunks"])  # at least as long as the real ones
+        after = size_of({**group, "chunks": [], "chunk_ranges": ranges, "spill_key": key, "spilled": True})
         total -= before - after
     if not moved:
         return 0
-    attempts = "-".join(sorted({str(group["attempt"]) for group in moved}))
-    key = f"{SPILL_PREFIX}{execution_name}/groups-{attempts}.json"
     pieces: list[bytes] = []
     offset = 0
     for group in moved:
