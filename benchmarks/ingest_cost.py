@@ -12,13 +12,18 @@ import json
 import math
 import random
 import statistics
+import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, SumCondition
 from incremental_analytics_local import botocore_hooks
-from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
 from incremental_analytics_local.product import LocalProduct, seed_endpoints, seed_profiles
 
 RULES = [
@@ -44,51 +49,231 @@ PRICES = {
     "eventbridge_per_event": 1.00 / 1e6,  # custom events put on a bus
     "kinesis_per_gb": 0.08,  # on-demand data ingested
     "s3_per_put": 0.005 / 1000,
+    "s3_per_get": 0.0004 / 1000,
 }
 
 
-def _size(item: dict[str, Any]) -> int:
-    """An item's size as DynamoDB counts it, near enough: names plus values as text."""
-    return len(json.dumps(item, separators=(",", ":")))
+# -- DynamoDB capacity, as DynamoDB bills it --------------------------------------------------------------------
+# Item sizes per "DynamoDB item sizes and formats" (Amazon DynamoDB Developer Guide): attribute names' and values'
+# UTF-8 bytes; a number 1 byte per two significant digits plus 1; a list or map 3 bytes plus 1 per element.
+# Units per "Read/write capacity mode" and "DynamoDB transactions": a write 1 WRU per KB (rounded up) of the larger
+# of the item before and after it (PutItem, UpdateItem, DeleteItem, each BatchWriteItem put), twice that in a
+# transaction; a read 0.5 RRU per 4 KB (rounded up, per item) eventually consistent, 1 strongly consistent, 2 in a
+# transaction, and at least that much for an item that is not there; a Query or Scan per 4 KB of all it reads.
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "N":
+        digits = data.lstrip("-").replace(".", "").split("e")[0].split("E")[0].strip("0") or "0"
+        return math.ceil(len(digits) / 2) + 1
+    if kind == "B":
+        return len(data) if isinstance(data, bytes) else len(data) * 3 // 4
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in data)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_size(element) for name, element in data.items())
+    if kind == "SS":
+        return sum(len(element.encode()) for element in data)
+    if kind == "NS":
+        return sum(_value_size({"N": element}) for element in data)
+    return sum(len(element) for element in data)  # BS
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    """An item's size in bytes as DynamoDB counts it (DynamoDB's attribute JSON)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in (item or {}).items())
+
+
+def _write_units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def _read_units(size: int, consistent: bool) -> float:
+    return max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
 
 
 class CapacityMeter:
-    """Write and read units of the product's DynamoDB requests, from the requests themselves."""
+    """Write and read units of the product's DynamoDB requests, from the items as the local DynamoDB holds them
+    before and after each write (moto's backend, wrapped while the meter is installed)."""
 
     def __init__(self) -> None:
         self.write_units = 0.0
         self.read_units = 0.0
+        self.by_table: defaultdict[str, float] = defaultdict(float)  # write units per table (its logical name's stem)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._restore: list[tuple[Any, str, Any]] = []
+        self._backend: Any = None
 
+    # reads: from the request, looking the items up (reads change nothing)
     def __call__(self, service: str, operation: str, params: dict[str, Any]) -> None:
         if service != "dynamodb":
             return
-        if operation == "TransactWriteItems":
-            for entry in params["TransactItems"]:
-                (body,) = entry.values()
-                self.write_units += 2 * math.ceil(_size(body.get("Item") or body.get("Key") or {}) / 1024 or 1)
-        elif operation == "BatchWriteItem":
-            for writes in params["RequestItems"].values():
-                for write in writes:
-                    self.write_units += math.ceil(_size(write["PutRequest"]["Item"]) / 1024)
-        elif operation in ("UpdateItem", "PutItem"):
-            self.write_units += 1
-        elif operation == "BatchGetItem":
-            for request in params["RequestItems"].values():
-                self.read_units += len(request["Keys"]) * (1 if request.get("ConsistentRead") else 0.5)
+        if operation == "BatchGetItem":
+            for table, request in params["RequestItems"].items():
+                for key in request["Keys"]:
+                    self._read(table, key, bool(request.get("ConsistentRead")))
         elif operation == "GetItem":
-            self.read_units += 1 if params.get("ConsistentRead") else 0.5
-        elif operation in ("Scan", "Query"):
-            self.read_units += 1
+            self._read(params["TableName"], params["Key"], bool(params.get("ConsistentRead")))
+
+    def _read(self, table: str, key: dict[str, Any], consistent: bool) -> None:
+        units = _read_units(item_size(self._stored(table, key)), consistent)
+        with self._lock:
+            self.read_units += units
+
+    def _stored(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        backend = self._backend
+        try:
+            found = backend.get_item(table, key)
+        except Exception:  # a table that is not there reads nothing
+            return None
+        return None if found is None else found.to_json()["Attributes"]
+
+    def install(self, region: str) -> None:
+        self._backend = dynamodb_backends[ACCOUNT_ID][region]
+        for name in ("put_item", "update_item", "delete_item"):
+            self._wrap_write(name)
+        for name in ("transact_write_items", "query", "scan"):
+            self._wrap_other(name)
+
+    def uninstall(self) -> None:
+        for owner, name, original in reversed(self._restore):
+            setattr(owner, name, original)
+        self._restore.clear()
+
+    def _wrap_write(self, name: str) -> None:
+        owner, original = DynamoDBBackend, getattr(DynamoDBBackend, name)
+        meter = self
+
+        def write(backend: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            key: Any = kwargs.get("key", args[0] if args else None)
+            if name == "put_item":
+                table = backend.get_table(table_name)
+                attrs = kwargs.get("item_attrs", args[0] if args else {})
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            before = item_size(meter._stored(table_name, key))
+            result = original(backend, table_name, *args, **kwargs)
+            after = item_size(meter._stored(table_name, key))
+            meter._wrote(table_name, _write_units(max(before, after)))
+            return result
+
+        setattr(owner, name, write)
+        self._restore.append((owner, name, original))
+
+    def _wrap_other(self, name: str) -> None:
+        owner, original = DynamoDBBackend, getattr(DynamoDBBackend, name)
+        meter = self
+
+        def other(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            if name != "transact_write_items":
+                result = original(backend, *args, **kwargs)
+                items = result[0] if isinstance(result, tuple) else []
+                size = sum(item.size() for item in items) if items and hasattr(items[0], "size") else 0
+                with meter._lock:
+                    meter.read_units += _read_units(size, False)
+                return result
+            meter._local.pending = []
+            try:
+                result = original(backend, *args, **kwargs)
+            except Exception:
+                meter._local.pending = None  # cancelled: what it tried is not counted here (see note)
+                raise
+            pending, meter._local.pending = meter._local.pending, None
+            for table_name, units in pending:
+                meter._count(table_name, 2 * units)
+            return result
+
+        setattr(owner, name, other)
+        self._restore.append((owner, name, original))
+
+    def _wrote(self, table_name: str, units: int) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.append((table_name, units))
+        else:
+            self._count(table_name, units)
+
+    def _count(self, table_name: str, units: float) -> None:
+        stem = next((part for part in table_name.split("-") if part.endswith("Table")), table_name)
+        with self._lock:
+            self.write_units += units
+            self.by_table[stem] += units
 
 
-def synthetic_events(count: int, users: int, seed: int = 3) -> list[dict[str, Any]]:
+EVENT_TYPES = ["greenbutton", "redbutton", "purchase", "pageview"]
+
+# The heavy workload: ten rules, the three above and seven more, one of them a window rule (which needs the
+# time series of its event type).
+HEAVY_RULES = [
+    *RULES,
+    Rule(
+        "green-every-3",
+        RuleType.AGGREGATE,
+        "greenbutton",
+        count=CountCondition(Operator.GREATER_OR_EQUAL, 3),
+        reset=True,
+    ),
+    Rule("red-regular", RuleType.AGGREGATE, "redbutton", count=CountCondition(Operator.GREATER, 10)),
+    Rule("buyer", RuleType.AGGREGATE, "purchase", count=CountCondition(Operator.GREATER, 2)),
+    Rule(
+        "spend-every-300",
+        RuleType.AGGREGATE,
+        "purchase",
+        sum=SumCondition(Operator.GREATER_OR_EQUAL, Decimal(300), "price"),
+        reset=True,
+    ),
+    Rule("reader", RuleType.AGGREGATE, "pageview", count=CountCondition(Operator.GREATER, 4)),
+    Rule(
+        "browser-every-10",
+        RuleType.AGGREGATE,
+        "pageview",
+        count=CountCondition(Operator.GREATER_OR_EQUAL, 10),
+        reset=True,
+    ),
+    Rule("weekly-buyer", RuleType.WINDOW, "purchase", count=CountCondition(Operator.GREATER, 1), days=7),
+]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    rules: list[Rule]
+    users_per_batch: int | None = None  # None: every event's user drawn from all users
+    parameters: tuple[tuple[str, str], ...] = ()  # stack parameters beyond the defaults
+
+
+WORKLOADS = [
+    Workload("issue", RULES),
+    Workload("dense", RULES, users_per_batch=20),
+    Workload("heavy", HEAVY_RULES),
+    # The saving a stack chooses (docs/periods.md): the time series only for what a date or window rule names.
+    Workload("issue, TimeSeriesForAllEvents=false", RULES, parameters=(("TimeSeriesForAllEvents", "false"),)),
+    Workload("heavy, TimeSeriesForAllEvents=false", HEAVY_RULES, parameters=(("TimeSeriesForAllEvents", "false"),)),
+]
+
+
+def synthetic_events(
+    count: int, users: int, seed: int = 3, *, users_per_batch: int | None = None, batch: int = 100
+) -> list[dict[str, Any]]:
+    """`count` events of the four types; with `users_per_batch`, each run of `batch` events on the stream is from
+    that many users only (the stream keeps put order on one shard, so each Pipe batch is one such run)."""
     rng = random.Random(seed)
     now_ms = int(time.time() * 1000)
     events = []
+    chosen = list(range(users))
     for n in range(count):
-        event_type = rng.choice(["greenbutton", "redbutton", "purchase", "pageview"])
+        if users_per_batch is not None and n % batch == 0:
+            chosen = rng.sample(range(users), users_per_batch)
+        event_type = rng.choice(EVENT_TYPES)
         event: dict[str, Any] = {
-            "user_id": f"user-{rng.randrange(users):04d}",
+            "user_id": f"user-{rng.choice(chosen):04d}",
             "event_type": event_type,
             "timestamp": now_ms - 3_600_000 + n,
         }
@@ -98,31 +283,42 @@ def synthetic_events(count: int, users: int, seed: int = 3) -> list[dict[str, An
     return events
 
 
-def main(events_count: int = 10_000, users: int = 500) -> dict[str, Any]:
-    events = synthetic_events(events_count, users)
+def main(
+    events_count: int = 10_000,
+    users: int = 500,
+    workload: Workload = WORKLOADS[0],
+    parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    events = synthetic_events(events_count, users, users_per_batch=workload.users_per_batch)
     with LocalAws(time_scale=0.001) as aws:
-        product = LocalProduct(aws, parameters={"BatchSize": "100"})
+        product = LocalProduct(aws, parameters={"BatchSize": "100", **dict(workload.parameters), **(parameters or {})})
         user_ids = sorted({event["user_id"] for event in events})
         seed_endpoints(aws, user_ids)
         seed_profiles(aws, user_ids)
-        product.put_rules(RULES)
+        product.put_rules(workload.rules)
         product.put_events(events)
         meter = CapacityMeter()
-        aws.reset_request_counts()
-        botocore_hooks.observe(meter)
-        started = time.perf_counter()
-        report = product.ingest()
-        wall = time.perf_counter() - started
-        requests = aws.request_counts()
-        states, durations = _states(aws, report.executions), [execution.seconds for execution in report.executions]
-        invocations = dict(aws.lambdas.invocations)
-        aws.reset_request_counts()
-        started = time.perf_counter()
-        delivered = product.deliver()
-        delivery_wall = time.perf_counter() - started
-        delivery_requests = aws.request_counts()
-        delivery_states = _states(aws, delivered.executions)
-        outcomes = len(product.outcomes())
+        meter.install(aws.region)
+        try:
+            aws.reset_request_counts()
+            botocore_hooks.observe(meter)
+            started = time.perf_counter()
+            report = product.ingest()
+            wall = time.perf_counter() - started
+            requests = aws.request_counts()
+            states, durations = _states(aws, report.executions), [execution.seconds for execution in report.executions]
+            invocations = dict(aws.lambdas.invocations)
+            counting_write_units, counting_read_units = meter.write_units, meter.read_units
+            counting_by_table = dict(meter.by_table)
+            aws.reset_request_counts()
+            started = time.perf_counter()
+            delivered = product.deliver()
+            delivery_wall = time.perf_counter() - started
+            delivery_requests = aws.request_counts()
+            delivery_states = _states(aws, delivered.executions)
+            outcomes = len(product.outcomes())
+        finally:
+            meter.uninstall()
     per_thousand = {name: round(count * 1000 / events_count, 1) for name, count in sorted(requests.items())}
     executions = len(report.executions)
     lambda_calls = sum(invocations.values())
@@ -138,24 +334,47 @@ def main(events_count: int = 10_000, users: int = 500) -> dict[str, Any]:
         statistics.median(durations),
     )
     return {
+        "workload": workload.name,
         "events": events_count,
         "executions": executions,
         "outcomes": outcomes,
         "wall_seconds": round(wall, 1),
         "requests_per_1000_events": per_thousand,
+        "requests_per_event": round(sum(requests.values()) / events_count, 3),
         "lambda_invocations_per_execution": round(lambda_calls / executions, 2),
         "states_per_execution_median": statistics.median(states),
         "states_per_execution_max": max(states),
         "execution_seconds_median": round(statistics.median(durations), 3),
-        "write_units_per_event": round(meter.write_units / events_count, 2),
-        "read_units_per_event": round(meter.read_units / events_count, 2),
+        "write_units_per_event": round(counting_write_units / events_count, 3),
+        "read_units_per_event": round(counting_read_units / events_count, 3),
+        "write_units_per_event_by_table": {
+            table: round(units / events_count, 3) for table, units in sorted(counting_by_table.items())
+        },
         "delivery": {
             "executions": len(delivered.executions),
             "wall_seconds": round(delivery_wall, 1),
             "states_per_outcome": round(sum(delivery_states) / max(outcomes, 1), 1),
             "requests_per_outcome": per_outcome(delivery_requests, outcomes),
+            "write_units_per_outcome": round((meter.write_units - counting_write_units) / max(outcomes, 1), 2),
+            "read_units_per_outcome": round((meter.read_units - counting_read_units) / max(outcomes, 1), 2),
         },
         "cost_per_million_events_usd": cost,
+    }
+
+
+def summary_row(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures the issue asks for, one row per workload."""
+    delivery = figures["delivery"]
+    return {
+        "workload": figures["workload"],
+        "usd_per_million": figures["cost_per_million_events_usd"]["total"],
+        "wru_per_event": figures["write_units_per_event"],
+        "rru_per_event": figures["read_units_per_event"],
+        "requests_per_event": figures["requests_per_event"],
+        "requests_per_outcome": round(sum(delivery["requests_per_outcome"].values()), 2),
+        "states_per_execution": figures["states_per_execution_median"],
+        "outcomes": figures["outcomes"],
+        "local_wall_s": figures["wall_seconds"],
     }
 
 
@@ -206,7 +425,11 @@ def _cost_per_million(  # noqa: PLR0917 - the measured figures, each once
         * (meter.write_units * PRICES["dynamodb_per_write_unit"] + meter.read_units * PRICES["dynamodb_per_read_unit"]),
         "eventbridge": requests.get("events.PutEvents", 0) * scale * PRICES["eventbridge_per_event"],
         "kinesis": 1e6 * 200 / 1e9 * PRICES["kinesis_per_gb"],  # about 200 bytes an event
-        "s3": requests.get("s3.PutObject", 0) * scale * PRICES["s3_per_put"],
+        "s3": scale
+        * (
+            requests.get("s3.PutObject", 0) * PRICES["s3_per_put"]
+            + requests.get("s3.GetObject", 0) * PRICES["s3_per_get"]
+        ),
     }
     parts = {name: round(value, 3) for name, value in parts.items()}
     parts["total"] = round(sum(parts.values()), 2)
@@ -215,4 +438,4 @@ def _cost_per_million(  # noqa: PLR0917 - the measured figures, each once
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2))
+    print(json.dumps([main(workload=workload) for workload in WORKLOADS], indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, poison, rules_files
+from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, poison, rules_files, throughput
 
 
 def table(title: str, rows: list[dict[str, object]]) -> None:
@@ -32,11 +32,18 @@ def main() -> None:
         "Local AWS: the fixture's Express workflow over 300 records in batches of 10 (Task states per second)",
         [local_engine.task_states_per_second()],
     )
-    figures = ingest_cost.main()
+    runs = [ingest_cost.main(workload=workload) for workload in ingest_cost.WORKLOADS]
+    table(
+        "Ingest cost, three workloads of 10,000 events (issue: 500 users, 3 rules; dense: 20 users a batch; "
+        "heavy: 10 rules), batches of 100 (benchmarks/ingest_cost.py)",
+        [ingest_cost.summary_row(figures) for figures in runs],
+    )
+    figures = runs[0]
     requests = figures.pop("requests_per_1000_events")
     cost = figures.pop("cost_per_million_events_usd")
     delivery = figures.pop("delivery")
     per_sink = delivery.pop("requests_per_outcome")
+    figures.pop("write_units_per_event_by_table")
     table("Ingest: 10,000 events from 500 users, 3 rules, batches of 100, through the real workflow", [figures])
     table("Delivery of those outcomes: the outbox's stream through DeliverOutcomes", [delivery])
     table(
@@ -45,6 +52,10 @@ def main() -> None:
     table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
     print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
     print(json.dumps(cost, indent=2))
+    table(
+        "Throughput of one shard on paper: measured transactions per batch, AWS's latencies (benchmarks/throughput.py)",
+        throughput.model(),
+    )
     table(
         "Tracing Express workflows: IngestBatch's CloudWatch Logs records, 2,000 events, batches of 100 "
         "(benchmarks/express_logs.py)",

@@ -34,6 +34,7 @@ class Settings:
     pending_shards: int = PENDING_SHARDS
     lateness_hours: int = 24
     redeliver_after_seconds: int = 300
+    timeseries_for_all_events: bool = True
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +58,10 @@ class Settings:
             choices = ", ".join(mode.value for mode in IdentityMode)
             raise SettingsError(f"IDENTITY must be one of {choices}, not {identity!r}")
 
+        for_all = env.get("TIMESERIES_FOR_ALL_EVENTS") or "true"
+        if for_all not in {"true", "false"}:
+            raise SettingsError(f"TIMESERIES_FOR_ALL_EVENTS must be true or false, not {for_all!r}")
+
         return cls(
             rules_table=required("RULES_TABLE"),
             counters_table=required("COUNTERS_TABLE"),
@@ -74,4 +79,5 @@ class Settings:
             pending_shards=number("PENDING_SHARDS", PENDING_SHARDS),
             lateness_hours=number("LATENESS_HOURS", 24),
             redeliver_after_seconds=number("REDELIVER_AFTER_SECONDS", 300),
+            timeseries_for_all_events=for_all == "true",
         )

@@ -287,3 +287,35 @@ def test_a_transaction_cancelled_for_capacity_is_committed_again_after_a_backoff
     assert states.index("ResolveConflict") < states.index("ConflictBackoff") < len(states)
     assert states.count("CommitChunk") == 2
     assert actual(product) == expected([REDBUTTON], events)
+
+
+def test_a_producer_retry_is_counted_once_until_its_claim_outlives_the_retention(aws: LocalAws) -> None:
+    """SPEC 2.4: a producer's retry (a new record, a new sequence number, the same event id) is counted once
+    while its claim lives, which is at least DedupeRetentionDays after the commit (DynamoDB's TTL deletes an
+    expired item within days, never before). At the edge, once TTL has deleted the claim, the same id counts
+    again: that is the retention the stack chose."""
+    product = LocalProduct(aws, parameters={"DedupeRetentionDays": "3"})
+    product.put_rules([GREENBUTTON])
+    first = click("u1", "greenbutton", 1, event_id="order-1")
+    product.put_events([first])
+    before = int(time.time())
+    _all_succeeded(product.ingest())
+    after = int(time.time())
+
+    with aws.uncounted():
+        table = product.table("CountersTable")
+        (claim,) = [
+            item for item in aws.client("dynamodb").scan(TableName=table)["Items"] if item["sk"]["S"].startswith("D#")
+        ]
+    expires_at = int(claim["expires_at"]["N"])
+    assert before + 3 * 86_400 <= expires_at <= after + 3 * 86_400
+
+    product.put_events([first, {**first, "timestamp": first["timestamp"] + 5}])  # retries, the second re-timed
+    _all_succeeded(product.ingest())
+    assert product.counters()[("u1", "aggregate-greenbutton")].count == 1
+
+    with aws.uncounted():  # the retention has passed and TTL has deleted the claim
+        aws.client("dynamodb").delete_item(TableName=table, Key={"pk": claim["pk"], "sk": claim["sk"]})
+    product.put_events([first])
+    _all_succeeded(product.ingest())
+    assert product.counters()[("u1", "aggregate-greenbutton")].count == 2

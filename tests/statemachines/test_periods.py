@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from incremental_analytics.adapters.dynamodb_io import scan_all
 from incremental_analytics.domain.periods import evaluate_period
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, SumCondition, epoch_ms
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
@@ -290,3 +291,45 @@ def _qualified_after(product: LocalProduct, *, first_only: bool = False) -> set[
     for outcome in sorted(outcomes, key=lambda o: o["occurred_at"]):
         latest[outcome["user_id"]] = outcome["kind"]
     return {user for user, kind in latest.items() if kind == "qualified"}
+
+
+def _stored_event_types(aws: LocalAws, product: LocalProduct) -> list[str]:
+    with aws.uncounted():
+        items = scan_all(aws.client("dynamodb"), product.table("TimeSeriesTable"))
+    return sorted(item["pk"]["S"].split("#")[0] for item in items)
+
+
+OPENS_WINDOW = Rule(
+    "window-opens", RuleType.WINDOW, "app_open", count=CountCondition(Operator.GREATER_OR_EQUAL, 2), days=2
+)
+MIXED = [
+    *(event("u1", at(2021, 5, 10, hour), event_type="app_open") for hour in (1, 5)),
+    event("u1", at(2021, 5, 10, 2), price=20, event_type="purchase"),
+    event("u2", at(2021, 5, 10, 3), event_type="pageview"),
+]
+
+
+def test_by_default_every_accepted_event_is_kept_for_rules_created_later(aws: LocalAws, product: LocalProduct) -> None:
+    product.put_rules([OPENS_WINDOW])
+    ingest(product, MIXED)
+    assert _stored_event_types(aws, product) == ["app_open", "app_open", "pageview", "purchase"]
+
+
+def test_time_series_for_named_events_only_when_the_stack_says_so(aws: LocalAws) -> None:
+    product = LocalProduct(aws, parameters={"TimeSeriesForAllEvents": "false"})
+    seed_endpoints(aws, ["u1", "u2"])
+    seed_profiles(aws, ["u1", "u2"])
+    product.put_rules([OPENS_WINDOW])
+    ingest(product, MIXED)
+    assert _stored_event_types(aws, product) == ["app_open", "app_open"]  # no period rule reads the others
+    assert evaluated(product.evaluate_periods(at(2021, 5, 11, 1)))["qualified"] == 1
+
+    # The documented narrowing: a rule created later counts only what arrives after it.
+    later = Rule("window-buys", RuleType.WINDOW, "purchase", count=CountCondition(Operator.GREATER_OR_EQUAL, 1), days=2)
+    product.put_rules([OPENS_WINDOW, later])
+    ingest(product, [event("u2", at(2021, 5, 10, 4), price=5, event_type="purchase")])
+    assert _stored_event_types(aws, product) == ["app_open", "app_open", "purchase"]
+    buys = product.evaluate_periods(at(2021, 5, 11, 2))
+    assert buys.status == "SUCCEEDED"
+    product.deliver()
+    assert attribute(product, "trk_window_purchase") == {"u2": "ready"}  # u1's earlier purchase was not kept

@@ -88,6 +88,16 @@ def test_time_series_keys_of_users_sharing_an_id_differ() -> None:
     assert len(key("€" * 256)[1].encode()) < 1024
 
 
+def test_the_time_series_setting() -> None:
+    assert Settings.from_environment(ENVIRONMENT).timeseries_for_all_events is True  # the stronger guarantee
+    assert (
+        Settings.from_environment({**ENVIRONMENT, "TIMESERIES_FOR_ALL_EVENTS": "false"}).timeseries_for_all_events
+        is False
+    )
+    with pytest.raises(SettingsError, match="TIMESERIES_FOR_ALL_EVENTS must be true or false"):
+        Settings.from_environment({**ENVIRONMENT, "TIMESERIES_FOR_ALL_EVENTS": "yes"})
+
+
 def test_the_identity_setting() -> None:
     assert Settings.from_environment(ENVIRONMENT).identity is IdentityMode.USER_OR_ENDPOINT
     assert Settings.from_environment({**ENVIRONMENT, "IDENTITY": "user"}).identity is IdentityMode.USER

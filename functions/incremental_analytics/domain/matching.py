@@ -58,6 +58,26 @@ class RuleIndex:
         return groups
 
 
+class TimeSeriesSelection:
+    """Which accepted events the time-series table keeps (docs/periods.md): every one (`for_all_events`, the
+    stack's default: a date or window rule created later counts the events before it, within the retention), or
+    only those some date or window rule, enabled or not, would count (its event type and attribute filter), which
+    saves a write per event that no period rule reads."""
+
+    def __init__(self, rules: Iterable[Rule], *, for_all_events: bool) -> None:
+        self.for_all_events = for_all_events
+        by_type: defaultdict[str, list[Rule]] = defaultdict(list)
+        for rule in rules:
+            if rule.type is not RuleType.AGGREGATE:
+                by_type[rule.event_type].append(rule)
+        self._by_type = dict(by_type)
+
+    def keeps(self, event: Event) -> bool:
+        if self.for_all_events:
+            return True
+        return any(rule.matches(event.event_type, event.attributes) for rule in self._by_type.get(event.event_type, ()))
+
+
 def first_occurrences(events: Iterable[Event], already_seen: Iterable[tuple[str, str]] = ()) -> list[Event]:
     """The events not seen before, in order: the first copy of each wins. An event is its (identity, event_id)
     (`Event.key`): ids are scoped to the identity, so two users' events never collapse, whatever their ids."""

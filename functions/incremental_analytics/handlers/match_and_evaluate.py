@@ -19,7 +19,7 @@ from incremental_analytics.adapters.spill import size_of, spill_largest, spill_w
 from incremental_analytics.domain.commits import plan_commits
 from incremental_analytics.domain.delivery import delivery_item
 from incremental_analytics.domain.events import SYSTEM_EVENT_PREFIX, Event
-from incremental_analytics.domain.matching import RuleIndex, first_occurrences
+from incremental_analytics.domain.matching import RuleIndex, TimeSeriesSelection, first_occurrences
 from incremental_analytics.domain.outcomes import Contribution
 from incremental_analytics.domain.replay import CounterState
 from incremental_analytics.domain.rules import Rule
@@ -86,7 +86,8 @@ def group_payload(
         "endpoint_id": endpoint_id,
         "events": [contribution_to_task(event) for event in events],
         "chunks": transactions,
-        "chunk_keys": [],
+        "chunk_ranges": [],
+        "spill_key": "",
         "spilled": False,
         "outcomes": sum(len(chunk.outcomes) for chunk in chunks),
         "position": {"index": 0},
@@ -144,7 +145,9 @@ def evaluate_batch(
                 now=now,
             )
         )
-    timeseries = _timeseries_batches(config, kept)
+    selection = TimeSeriesSelection(rules, for_all_events=config.timeseries_for_all_events)
+    timeseries = _timeseries_batches(config, [event for event in kept if selection.keeps(event)])
+    timeseries_items = sum(len(request["RequestItems"][config.timeseries_table]) for request in timeseries)
     spilled = spill_if_large(config, payloads, timeseries, execution)
     spilled_writes = spill_writes(timeseries, size_of(payloads), _put(config), execution.rsplit(":", 1)[-1])
     return {
@@ -152,6 +155,7 @@ def evaluate_batch(
         "timeseries": timeseries,
         "summary": {
             "events": len(parsed),
+            "timeseries_items": timeseries_items,
             "ignored_system": len(parsed) - len(kept),
             "duplicates": len(kept) - len(events),
             "accepted": len(events),
@@ -169,7 +173,7 @@ def _latest_endpoint(events: Sequence[Event], user_id: str) -> str | None:
 
 
 def _timeseries_batches(config: Settings, events: Sequence[Event]) -> list[dict[str, Any]]:
-    """Every event's time-series item, each key once (BatchWriteItem refuses a key twice in a request): copies
+    """The events' time-series items, each key once (BatchWriteItem refuses a key twice in a request): copies
     of a record are one item, records that reuse an id for other content are items of their own."""
     puts = {}
     for event in events:
