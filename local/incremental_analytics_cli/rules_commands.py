@@ -38,7 +38,7 @@ def list_text(rules: Sequence[Rule]) -> str:
 
 
 def diff_text(current: Sequence[Rule], wanted: Sequence[Rule]) -> str:
-    """What pushing `wanted` would change, and what each change sets off (SPEC 3.2)."""
+    """What pushing `wanted` would change, and what each change sets off (docs/rules.md)."""
     found = diff_rules(current, wanted)
     by_id = {rule.rule_id: rule for rule in current}
     lines = []

@@ -311,7 +311,7 @@ class LocalProduct:
             return [item_from_dynamo(item) for item in scan_all(self.aws.client("dynamodb"), self.table("AuditTable"))]
 
     def outcomes(self) -> list[dict[str, Any]]:
-        """Every outcome in the audit table, as SPEC 5 shapes it, oldest first."""
+        """Every outcome in the audit table, as docs/delivery.md shapes it, oldest first."""
         with self.aws.uncounted():
             items = list(scan_all(self.aws.client("dynamodb"), self.table("AuditTable")))
         return sorted((outcome_from_item(item) for item in items), key=lambda o: (o["occurred_at"], o["outcome_id"]))

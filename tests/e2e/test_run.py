@@ -1,4 +1,4 @@
-"""The `run` contract of SPEC section 7, and the commands that read its output (explain, trace)."""
+"""The `run` contract of docs/run.md, and the commands that read its output (explain, trace)."""
 
 from __future__ import annotations
 

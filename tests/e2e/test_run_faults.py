@@ -1,5 +1,5 @@
 """`run --inject-fault`: with moderate faults anywhere (the counting path, Lambda, the Pipes, the sinks) the
-outputs are those of the run without them, and each sink took each outcome exactly once (SPEC section 7)."""
+outputs are those of the run without them, and each sink took each outcome exactly once (docs/run.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`run` with issue 14's poison lines among good ones: no traceback, every line accounted for once, each bad one
-in rejected.jsonl with its reason, whatever its size (SPEC 7)."""
+in rejected.jsonl with its reason, whatever its size (docs/run.md)."""
 
 from __future__ import annotations
 

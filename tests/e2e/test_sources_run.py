@@ -1,4 +1,5 @@
-"""`run` on real sources (SPEC 2 and 7): a file mixing the AWS guide's Pinpoint records, Segment's spec calls and
+"""`run` on real sources (docs/events.md, docs/run.md):
+a file mixing the AWS guide's Pinpoint records, Segment's spec calls and
 generic events is counted per identity, and users numbering their events alike are counted apart at any batch
 size and with every batch delivered twice."""
 
@@ -109,7 +110,7 @@ def test_a_file_mixing_the_three_shapes_counts_each_right(tmp_path: Path, args: 
             ("AiUGstSDIg", "courses"),
             ("anonymous:anon-7", "courses"),
             ("97980cfea0067", "pages"),
-            ("97980cfea0067", "screens"),  # an id names one event per rule: batching never decides (SPEC 6)
+            ("97980cfea0067", "screens"),  # an id names one event per rule: batching never decides (docs/design.md)
         ]
     )
     assert counters[(EMAIL_ENDPOINT, "clicks")] == 2 and counters[("user-0001", "purchases")] == 2

@@ -1,4 +1,4 @@
-"""The one-event-at-a-time replay of SPEC 4.1 over a list of events: what the workflows must equal."""
+"""The one-event-at-a-time replay of docs/rules.md over a list of events: what the workflows must equal."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Delivery (SPEC section 5) through the real workflows on the local AWS: outcomes leave the outbox through its
+"""Delivery (docs/delivery.md) through the real workflows on the local AWS: outcomes leave the outbox through its
 stream into DeliverOutcomes, each sink is retried alone after a backoff until it takes the outcome or gives up,
 and the scheduled run redelivers what a sink still lacks."""
 

@@ -1,4 +1,4 @@
-"""Identities through the real ASL (SPEC 2.1 and 5): an `endpoint:<id>` identity is counted, then marked and fired
+"""Identities through the real ASL (docs/events.md and 5): an `endpoint:<id>` identity is counted, then marked and fired
 on its endpoint through the outbox's delivery; the `Identity` parameter reaches ParseRecords, which ignores unruled
 system events before any user check; users sharing event ids are counted apart."""
 

@@ -290,7 +290,7 @@ def test_a_transaction_cancelled_for_capacity_is_committed_again_after_a_backoff
 
 
 def test_a_producer_retry_is_counted_once_until_its_claim_outlives_the_retention(aws: LocalAws) -> None:
-    """SPEC 2.4: a producer's retry (a new record, a new sequence number, the same event id) is counted once
+    """docs/events.md: a producer's retry (a new record, a new sequence number, the same event id) is counted once
     while its claim lives, which is at least DedupeRetentionDays after the commit (DynamoDB's TTL deletes an
     expired item within days, never before). At the edge, once TTL has deleted the claim, the same id counts
     again: that is the retention the stack chose."""

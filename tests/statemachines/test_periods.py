@@ -1,4 +1,4 @@
-"""Date and window rules (SPEC 4.2) through the real EvaluatePeriods and DeliverOutcomes ASL on the local AWS:
+"""Date and window rules (docs/periods.md) through the real EvaluatePeriods and DeliverOutcomes ASL on the local AWS:
 events go in through the Pipe and the ingest workflow, evaluations run as `run --now` or the schedule starts them,
 and their outcomes reach the sinks through the outbox's stream."""
 

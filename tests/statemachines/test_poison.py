@@ -1,4 +1,4 @@
-"""No record can fail a batch, none is lost (SPEC 2.2, 6; docs/ingest.md): every poison record of issue 14, each
+"""No record can fail a batch, none is lost (docs/events.md, 6; docs/ingest.md): every poison record of issue 14, each
 among good ones, through the real Pipes, enrichments and workflows on the local AWS; batches of large events;
 throttling storms on every DynamoDB operation of the counting path; and the retention the template aligns."""
 

@@ -1,4 +1,5 @@
-"""Whom the sinks address (SPEC 5): a user id by its user, an `endpoint:<id>` identity by that endpoint; the keys
+"""Whom the sinks address (docs/delivery.md):
+a user id by its user, an `endpoint:<id>` identity by that endpoint; the keys
 that carry identities and event ids stay within DynamoDB's limits; the `Identity` setting."""
 
 from __future__ import annotations

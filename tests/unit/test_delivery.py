@@ -1,4 +1,4 @@
-"""The per-sink delivery state and the redelivery schedule (SPEC section 5), as pure functions."""
+"""The per-sink delivery state and the redelivery schedule (docs/delivery.md), as pure functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC section 2: the three shapes, identity and time, every rejection code in its order, the ignore rules, event
+"""docs/events.md: the three shapes, identity and time, every rejection code in its order, the ignore rules, event
 identity, metric values."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ _ISO = "2021-01-31T23:00:00Z"
     ],
 )
 def test_shape_detection(document: dict[str, Any], read_as: str) -> None:
-    """SPEC 2.1: Pinpoint by its timestamps or endpoint, else Segment by a string type and one of its ids, else
+    """docs/events.md: Pinpoint by its timestamps or endpoint, else Segment by a string type and one of its ids, else
     generic by user_id or timestamp, else unknown."""
     result = _read(document, ruled_system_events=("_email.open",))
     assert (result.user_id if isinstance(result, Event) else getattr(result, "reason", None)) == read_as, result
@@ -168,7 +168,7 @@ _ENDPOINT_TEXT = json.dumps({"ChannelType": "EMAIL", "User": {"UserId": "u-in-te
     ],
 )
 def test_pinpoint_identity(fields: dict[str, Any], identity: str, endpoint_id: str) -> None:
-    """SPEC 2.1: endpoint.User.UserId, else the user in the endpoint's JSON text; else the endpoint, prefixed."""
+    """docs/events.md: endpoint.User.UserId, else the user in the endpoint's JSON text; else the endpoint, prefixed."""
     event = _event(_pinpoint(**fields))
     assert (event.user_id, event.endpoint_id) == (identity, endpoint_id)
     assert endpoint_of_identity(event.user_id) == (endpoint_id if identity.startswith("endpoint:") else None)
@@ -224,7 +224,7 @@ def test_segment_identity() -> None:
     ],
 )
 def test_the_time_of_a_pinpoint_event(event_type: str, field: str) -> None:
-    """SPEC 2.1: an e-mail event's event_timestamp is its message's send time: what happened then is its arrival."""
+    """docs/events.md: an e-mail event's event_timestamp is its message's send time; its arrival is when it happened."""
     sent, arrived = NOW_MS - 90_000, NOW_MS - 1000
     document = _pinpoint(event_type=event_type, event_timestamp=sent, arrival_timestamp=arrived)
     event = _event(document, ruled_system_events=(event_type,))
@@ -654,7 +654,7 @@ def test_ignore_rules(event_type: str, ruled: tuple[str, ...], expected: IgnoreR
     ],
 )
 def test_an_ignored_record_is_ignored_whatever_else_is_wrong(document: dict[str, Any]) -> None:
-    """SPEC 2.2: ignoring comes before every user, id, time and value check (no quarantine flood)."""
+    """docs/events.md: ignoring comes before every user, id, time and value check (no quarantine flood)."""
     for mode in IdentityMode:
         result = _read(document, identity=mode)
         assert isinstance(result, Ignored), (mode, result)

@@ -1,4 +1,4 @@
-"""normalise, fuzzed (SPEC 2.2: never crash, never block the stream): random bytes, random JSON, and records of
+"""normalise, fuzzed (docs/events.md: never crash, never block the stream): random bytes, random JSON, and records of
 each shape whose fields are drawn from hostile values (numbers of any magnitude and length, lone surrogates,
 deep nesting, long texts). Whatever comes in, normalise answers an Event, an Ignored or a Rejected with one of
 the reason codes, never raises, and an Event it answers is one every later step can store (the limits below).

@@ -1,4 +1,4 @@
-"""SPEC 2.5: values and sums are exact while they fit DynamoDB's 38 digits, and never an error beyond."""
+"""docs/events.md: values and sums are exact while they fit DynamoDB's 38 digits, and never an error beyond."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 4.2: date and window rules, evaluated per user over their period with pandas."""
+"""docs/periods.md: date and window rules, evaluated per user over their period with pandas."""
 
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def test_duplicate_events_count_once() -> None:
 
 
 def test_users_sharing_event_ids_count_apart() -> None:
-    """SPEC 2.4: an event id names an event of its user only (rolled-up days and open days read together)."""
+    """docs/events.md: an event id names an event of its user only (rolled-up days and open days read together)."""
     events = _events(*[(user, dt.datetime(2021, 1, 5, tzinfo=UTC), "300") for user in ("u1", "u2")])
     events["event_id"] = "1"
     doubled = pd.concat([events, events], ignore_index=True)
@@ -279,7 +279,7 @@ def test_a_stored_event_keeps_its_first_metric() -> None:
     item = timeseries_item(event, shards=4, ttl_seconds=86_400)
     user, timestamp_ms, attributes, metrics, endpoint = timeseries_event(item)
     assert (user, timestamp_ms, attributes, endpoint) == ("u1", 1_600_000_000_000, {"p": "x"}, None)
-    assert list(metrics) == ["zeta", "alpha"]  # SPEC 2.5: the first in the record, which a map would lose
+    assert list(metrics) == ["zeta", "alpha"]  # docs/events.md: the first in the record, which a map would lose
     rule = Rule(
         "r",
         RuleType.DATE,

@@ -1,4 +1,4 @@
-"""SPEC 4.1, the per-event replay of aggregate rules, with the 2021 guide's cases."""
+"""docs/rules.md, the per-event replay of aggregate rules, with the 2021 guide's cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Batching, splitting and redelivery never change the replay of SPEC 4.1 (property tests)."""
+"""Batching, splitting and redelivery never change the replay of docs/rules.md (property tests)."""
 
 from __future__ import annotations
 

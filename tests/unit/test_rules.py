@@ -180,7 +180,8 @@ def test_first_occurrences_keeps_the_first_copy_in_order() -> None:
 
 
 def test_a_batch_groups_each_event_once_per_rule_as_the_claims_do() -> None:
-    """SPEC 6's claims are per (rule, identity, event_id): a batch dedupes the same way, so batching never matters."""
+    """Claims are per (rule, identity, event_id) (docs/events.md): a batch dedupes the same way, so batching
+    never matters."""
     taps = Rule("taps", RuleType.AGGREGATE, "tap", count=CountCondition(Operator.GREATER, 0))
     views = Rule("views", RuleType.AGGREGATE, "view", count=CountCondition(Operator.GREATER, 0))
     index = RuleIndex([taps, views])
@@ -193,7 +194,7 @@ def test_a_batch_groups_each_event_once_per_rule_as_the_claims_do() -> None:
 
 
 def test_first_occurrences_never_merges_two_users_events() -> None:
-    """SPEC 2.4: event ids are scoped to the identity."""
+    """docs/events.md: event ids are scoped to the identity."""
     ann = replace(event(1, user="ann"), event_id="1")
     bob = replace(event(1, user="bob"), event_id="1")
     assert first_occurrences([ann, bob, ann, bob]) == [ann, bob]

@@ -1,4 +1,4 @@
-"""How `run` accounts for its lines (SPEC 7): rejected from the quarantine, dead-lettered from the parked
+"""How `run` accounts for its lines (docs/run.md): rejected from the quarantine, dead-lettered from the parked
 messages, the rest as the product reads them; a line is counted once, in one place."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC 2.4: event ids are scoped to the identity. Users whose apps number their events alike ("1", "2", ...) are
+"""docs/events.md: event ids are scoped to the identity. Users whose apps number their events alike ("1", "2", ...) are
 counted apart, whatever the batching and redelivery: the ingest path's pure steps (normalise, batch dedupe, the
 per-user claims, the time-series keys, the period evaluation's reads) equal the one-at-a-time answer."""
 
@@ -68,7 +68,7 @@ def _events(records: list[bytes]) -> list[Event]:
 
 def _one_at_a_time(records: list[bytes]) -> tuple[dict[Any, Any], list[Any], dict[str, tuple[int, Decimal]]]:
     """The reference, one record at a time in stream order: a rule counts the first record of each (user, id)
-    that matches it (SPEC 6's claims, per rule); a period counts each (user, id) once, the earliest record."""
+    that matches it (docs/design.md's claims, per rule); a period counts each (user, id) once, the earliest record."""
     states: dict[Any, CounterState] = {}
     outcomes = []
     claimed: set[tuple[str, str, str]] = set()

@@ -1,5 +1,5 @@
 """Every example record of the AWS Pinpoint Developer Guide's event-stream pages and of the Segment Spec, read as
-SPEC section 2 says: counted (for whom, when, with what), ignored, or rejected (tests/fixtures/*/README.md names
+docs/events.md says: counted (for whom, when, with what), ignored, or rejected (tests/fixtures/*/README.md names
 each record's page)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Counted:
     attributes: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Decimal] = field(default_factory=dict)
     endpoint_id: str | None = None
-    event_id: str | None = None  # a given id; None: derived (SPEC 2.4)
+    event_id: str | None = None  # a given id; None: derived (docs/events.md)
 
 
 def _outcome(result: Normalised) -> Counted | Ignored | RejectReason:

@@ -16,9 +16,9 @@ feeds the Pipe that delivers each new outcome.
 
 Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash of the event>, with a
 TTL. The hash covers the user, the event id, the attributes and the metrics: copies of a record are one item
-(puts are idempotent), two users' events with one id are two (SPEC 2.4), and so are two records that reuse an
+(puts are idempotent), two users' events with one id are two (docs/events.md), and so are two records that reuse an
 id for other content, of which the period evaluation counts one (domain.periods.distinct_events).
-A map keeps no key order, so an event with several metrics also carries `metric_order` (SPEC 2.5's first metric).
+A map keeps no key order, so an event with several metrics also carries `metric_order` (docs/events.md's first metric).
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> 
 
 
 def outcome_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An audit item as the SPEC 5 outcome."""
+    """An audit item as the docs/delivery.md outcome."""
     outcome: dict[str, Any] = json.loads(item["request"]["S"])["outcome"]
     return outcome
 

@@ -2,7 +2,7 @@
 service's passing failure) is tried again with exponential backoff and full jitter; when it still fails the
 function gives up with `Throttled`, which the workflow's Retry names, and past the workflow's own retries the
 Pipe retries the batch and finally hands it to the dead-letter path, which reads it back later: throttling
-delays counting and never loses an event (SPEC 6).
+delays counting and never loses an event (docs/design.md).
 
 The error codes are the services' own: DynamoDB's ("Error handling with DynamoDB": throttling and
 `InternalServerError` are retryable), S3's `SlowDown` and 5xx ("Error responses"), Kinesis'

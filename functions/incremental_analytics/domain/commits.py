@@ -1,4 +1,4 @@
-"""Planning the atomic commits of one (user, aggregate rule) group (SPEC section 6).
+"""Planning the atomic commits of one (user, aggregate rule) group (docs/design.md).
 
 A commit is one DynamoDB transaction: a claim per event, the counter conditioned on the version read, and the
 outbox outcomes. A transaction holds at most 100 items, so a large group is split into chunks committed in

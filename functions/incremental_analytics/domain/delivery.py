@@ -1,4 +1,4 @@
-"""Delivery of outcomes to the sinks (SPEC section 5): what each sink is sent, and the per-sink delivery state.
+"""Delivery of outcomes to the sinks (docs/delivery.md): what each sink is sent, and the per-sink delivery state.
 
 What each sink receives is shaped once, here, when the outcome is committed to the outbox: Step Functions'
 JSONPath cannot build a map whose key is data (an attribute named after the rule's output), so the workflow only
@@ -160,7 +160,7 @@ def delivery_item(
 ) -> dict[str, Any]:
     """One outcome's delivery request, as the outbox keeps it: the outcome plus each sink's request pieces.
 
-    An `endpoint:<id>` identity (SPEC 2.1) is addressed by that endpoint, whatever an event named: Pinpoint
+    An `endpoint:<id>` identity (docs/events.md) is addressed by that endpoint, whatever an event named: Pinpoint
     updates that endpoint (its user attributes, never its user id) or puts the event to it, and Customer Profiles
     finds the profile by `profile_endpoint_key`. Any other identity is a user id: `endpoint_id` is then the
     endpoint its latest event named, which the Pinpoint sink uses only when GetUserEndpoints says it is one of

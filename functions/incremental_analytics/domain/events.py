@@ -1,4 +1,4 @@
-"""Event normalisation (SPEC section 2): one stream record's bytes in, a typed event, a rejection or an ignore out.
+"""Event normalisation (docs/events.md): one stream record's bytes in, a typed event, a rejection or an ignore out.
 
 Three shapes are read: Amazon Pinpoint's event stream (every kind of record it writes), Segment-Spec calls (as
 Segment's and RudderStack's Kinesis destinations put them) and the product's generic shape. Whatever the bytes,
@@ -52,14 +52,14 @@ _EMAIL_SEND = "_email.send"
 
 
 class IdentityMode(StrEnum):
-    """Whom a record is about, when it names no user (SPEC 2.1, the `Identity` parameter)."""
+    """Whom a record is about, when it names no user (docs/events.md, the `Identity` parameter)."""
 
     USER_OR_ENDPOINT = "user-or-endpoint"  # a user id, else the endpoint as `endpoint:<id>`
     USER = "user"  # user ids only, as in 2021
 
 
 class RejectReason(StrEnum):
-    """SPEC 2.2, in the order the checks run."""
+    """docs/events.md, in the order the checks run."""
 
     TOO_LARGE = "too_large"
     NOT_JSON = "not_json"
@@ -84,7 +84,7 @@ class IgnoreReason(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Event:
     event_id: str
-    user_id: str  # the identity (SPEC 2.1): a user id as it stands, `endpoint:<id>` or `anonymous:<id>`
+    user_id: str  # the identity (docs/events.md): a user id as it stands, `endpoint:<id>` or `anonymous:<id>`
     event_type: str
     timestamp_ms: int
     attributes: Mapping[str, str] = field(default_factory=dict)
@@ -94,7 +94,7 @@ class Event:
 
     @property
     def key(self) -> tuple[str, str]:
-        """SPEC 2.4: event ids are scoped to the identity; this pair names one event, ever."""
+        """docs/events.md: event ids are scoped to the identity; this pair names one event, ever."""
         return (self.user_id, self.event_id)
 
 
@@ -218,7 +218,7 @@ _Reader = Callable[[dict[str, Any], _Context], Normalised]
 
 
 def _reader(document: dict[str, Any]) -> _Reader:
-    """SPEC 2.1's shape detection."""
+    """docs/events.md's shape detection."""
     if "event_timestamp" in document or "arrival_timestamp" in document or "endpoint" in document:
         return _pinpoint
     if isinstance(document.get("type"), str) and any(key in document for key in _SEGMENT_IDS):
@@ -383,7 +383,7 @@ def _ignored(event_type: str, ruled: Container[str]) -> Ignored | None:
 
 
 def _identity(user_id: str | None, endpoint_id: str | None, *, anonymous: str | None = None) -> str:
-    """SPEC 2.1: the user id as it stands, else the endpoint (or Segment's anonymous id), prefixed."""
+    """docs/events.md: the user id as it stands, else the endpoint (or Segment's anonymous id), prefixed."""
     if user_id is not None:
         identity = user_id
     elif endpoint_id is not None:
@@ -498,5 +498,5 @@ def _text(value: Any) -> str | None:
 
 
 def derived_event_id(identifying: list[Any]) -> str:
-    """SPEC 2.4: the first 32 hex digits of SHA-256 over the canonical JSON of the identifying fields."""
+    """docs/events.md: the first 32 hex digits of SHA-256 over the canonical JSON of the identifying fields."""
     return short_hash(identifying, 32)

@@ -1,4 +1,4 @@
-"""The 2021 Honeycode table's layout of rules (SPEC 3.1), as a spreadsheet exports it to CSV.
+"""The 2021 Honeycode table's layout of rules (docs/rules.md), as a spreadsheet exports it to CSV.
 
 Problems are told as `row N, column C: what is wrong`, N as a spreadsheet numbers rows (the header is row 1) and C
 the column's name (or its letter, for a cell under no header).
@@ -115,7 +115,7 @@ def column_letter(index: int) -> str:
 
 
 def load_honeycode_csv(text: str) -> list[Rule]:
-    """Rules from a CSV in the 2021 Honeycode table's layout (SPEC 3.1)."""
+    """Rules from a CSV in the 2021 Honeycode table's layout (docs/rules.md)."""
     # The csv module refuses a field over 131,072 characters with an error, not a problem; a rules file is
     # at most MAX_FILE_BYTES long, so no field can pass this limit, and each cell is measured below instead.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FILE_BYTES + 1))

@@ -1,4 +1,4 @@
-"""A batch of stream records, read (SPEC 2.2): every record judged once, the rejected ones kept with where they
+"""A batch of stream records, read (docs/events.md): every record judged once, the rejected ones kept with where they
 came from and why, the ignored ones counted, the accepted events in stream order."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def read_batch(
     ruled_system_events: Container[str] = (),
     identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT,
 ) -> BatchRead:
-    """Judge every record of a Pipes Kinesis batch. SPEC 2.2's checks need the rules: an unruled `_` event is
+    """Judge every record of a Pipes Kinesis batch. docs/events.md's checks need the rules: an unruled `_` event is
     ignored before its user or time is checked."""
     read = BatchRead(records=len(records))
     for record in records:

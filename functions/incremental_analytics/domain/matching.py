@@ -28,7 +28,7 @@ class RuleIndex:
 
     @property
     def system_event_types(self) -> frozenset[str]:
-        """The `_`-prefixed event types some rule names: those are counted, not ignored (SPEC 2.3)."""
+        """The `_`-prefixed event types some rule names: those are counted, not ignored (docs/events.md)."""
         return frozenset(key for key in self._by_type if key.startswith(SYSTEM_EVENT_PREFIX))
 
     def rules_for(self, event: Event) -> Iterator[Rule]:
@@ -45,7 +45,7 @@ class RuleIndex:
         """(user_id, rule_id) -> that user's matching events for an aggregate rule, in stream order, each event
         (`Event.key`) once: the first record of an id that matches a rule is the one that rule counts.
 
-        This is the claims' own rule (SPEC 6: a dedupe record per (rule, identity, event_id)), applied inside a
+        This is the claims' own rule (docs/design.md: a dedupe record per (rule, identity, event_id)), applied inside a
         batch too, so that batching never changes what is counted, even where a producer reuses an id for
         records that differ (which then count, each for the rules the first of them matches)."""
         groups: dict[tuple[str, str], list[Event]] = {}

@@ -1,4 +1,4 @@
-"""Outcomes (SPEC section 5): what happened to a user on a rule, why, with an id a retry cannot duplicate."""
+"""Outcomes (docs/delivery.md): what happened to a user on a rule, why, with an id a retry cannot duplicate."""
 
 from __future__ import annotations
 

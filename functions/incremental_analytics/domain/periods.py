@@ -1,4 +1,4 @@
-"""SPEC 4.2: the state of a date or window rule's period, per user, with pandas.
+"""docs/periods.md: the state of a date or window rule's period, per user, with pandas.
 
 Values stay exact: the `value` and `sum` columns hold `decimal.Decimal` objects, never floats, summed at
 DynamoDB's 38 digits (domain/numbers.py).
@@ -25,7 +25,7 @@ from incremental_analytics.domain.outcomes import (
 from incremental_analytics.domain.rules import Period, Rule, RuleType, epoch_ms
 
 EVENT_COLUMNS = ("user_id", "event_id", "timestamp_ms", "value")
-EVENT_KEY = ["user_id", "event_id"]  # SPEC 2.4: an event id names an event only within its identity
+EVENT_KEY = ["user_id", "event_id"]  # docs/events.md: an event id names an event only within its identity
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""SPEC 4.1: the per-event replay of an aggregate rule for one user, as one pure function."""
+"""docs/rules.md: the per-event replay of an aggregate rule for one user, as one pure function."""
 
 from __future__ import annotations
 

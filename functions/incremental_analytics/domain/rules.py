@@ -1,4 +1,4 @@
-"""Rules as data: the typed model of SPEC section 3, and the small pure functions over it."""
+"""Rules as data: the typed model of docs/rules.md, and the small pure functions over it."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ class Rule:
         return self.attribute is None or attributes.get(self.attribute.name) == self.attribute.value
 
     def value_of(self, metrics: Mapping[str, Decimal]) -> Decimal:
-        """SPEC 2.5: the named metric (0 when absent), else the event's first metric in key order, else 0."""
+        """docs/events.md: the named metric (0 when absent), else the event's first metric in key order, else 0."""
         if self.sum is not None and self.sum.metric is not None:
             return metrics.get(self.sum.metric, Decimal(0))
         return next(iter(metrics.values()), Decimal(0))
@@ -155,7 +155,7 @@ class Rule:
 
     @property
     def counting_identity(self) -> str:
-        """SPEC 3.2: a fingerprint of what the counters mean. Changing it purges the rule's counters."""
+        """docs/rules.md: a fingerprint of what the counters mean. Changing it purges the rule's counters."""
         identity = {
             "type": self.type.value,
             "event_type": self.event_type,
@@ -170,7 +170,7 @@ class Rule:
         return short_hash(identity, 16)
 
     def to_dict(self) -> dict[str, Any]:
-        """The rule in the rules-file form (SPEC 3), with every default written out."""
+        """The rule in the rules-file form (docs/rules.md), with every default written out."""
         data: dict[str, Any] = {
             "rule_id": self.rule_id,
             "type": self.type.value,

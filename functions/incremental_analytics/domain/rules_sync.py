@@ -1,4 +1,4 @@
-"""SPEC 3.2: what a rules file changes against the rules as they stand, and what each change sets off."""
+"""docs/rules.md: what a rules file changes against the rules as they stand, and what each change sets off."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The EvaluatePeriods workflow's functions (SPEC 4.2): plan an evaluation, plan a rule's days, roll up a closed
+"""The EvaluatePeriods workflow's functions (docs/periods.md): plan an evaluation, plan a rule's days, roll up a closed
 day, evaluate a rule. Each reads and writes through adapters.period_store; the workflow does the rest."""
 
 from __future__ import annotations

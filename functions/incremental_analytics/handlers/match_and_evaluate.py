@@ -168,7 +168,7 @@ def evaluate_batch(
 
 
 def _latest_endpoint(events: Sequence[Event], user_id: str) -> str | None:
-    """SPEC 5: the endpoint on the user's latest event (in this batch)."""
+    """docs/delivery.md: the endpoint on the user's latest event (in this batch)."""
     return next((e.endpoint_id for e in reversed(events) if e.user_id == user_id and e.endpoint_id), None)
 
 

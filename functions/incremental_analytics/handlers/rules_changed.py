@@ -1,4 +1,4 @@
-"""The RulesChanged workflow's functions: what each rules-table change sets off (SPEC 3.2), and the purge of one
+"""The RulesChanged workflow's functions: what each rules-table change sets off (docs/rules.md), and the purge of one
 page of a rule's counters with their dedupe claims. Audit records are never touched."""
 
 from __future__ import annotations

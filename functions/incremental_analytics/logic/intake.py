@@ -1,7 +1,7 @@
 """Intake: stream records in, what the ingest workflow counts out. The one piece of work of the Pipes'
 enrichments (handlers/parse_records.py for the stream, handlers/drain_dead_letters.py for what was dead-lettered).
 
-1. every record is judged once (domain.intake.read_batch, SPEC 2.2), whatever its size up to Kinesis' 1 MiB;
+1. every record is judged once (domain.intake.read_batch, docs/events.md), whatever its size up to Kinesis' 1 MiB;
 2. every rejected record is quarantined, once per record (adapters.quarantine), here, before any workflow
    starts: a record too large to travel through a workflow (Step Functions takes 256 KiB) is kept all the same;
 3. the accepted events are handed to the workflow compactly (models.event_to_task), and in S3 when they would
