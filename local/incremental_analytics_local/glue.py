@@ -70,7 +70,13 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from incremental_analytics_local import aws_rules, botocore_hooks, dynamodb_transactions, execution_logs
+from incremental_analytics_local import (
+    aws_rules,
+    botocore_hooks,
+    dynamodb_partiql,
+    dynamodb_transactions,
+    execution_logs,
+)
 
 MOTO_VERSION = "5.2.5"
 
@@ -106,6 +112,7 @@ def apply() -> None:
     _sfn_parameter_casing()
     _one_insert_per_creating_update()
     _transactions_without_table_copies()
+    _partiql_writes_as_dynamodb_runs_them()
     _parse_each_definition_once()
     _format_escapes()
     _definite_json_paths()
@@ -400,6 +407,13 @@ def _transactions_without_table_copies() -> None:
     original = DynamoDBBackend.transact_write_items
     replacement = functools.wraps(original)(dynamodb_transactions.transact_write_items)
     DynamoDBBackend.transact_write_items = replacement  # type: ignore[method-assign]
+
+
+def _partiql_writes_as_dynamodb_runs_them() -> None:
+    """BatchExecuteStatement: the product's PartiQL writes as conditional writes, strictly (dynamodb_partiql.py)."""
+    original = DynamoDBBackend.batch_execute_statement
+    replacement = functools.wraps(original)(dynamodb_partiql.batch_execute_statement)
+    DynamoDBBackend.batch_execute_statement = replacement  # type: ignore[method-assign]
 
 
 def _parse_each_definition_once() -> None:

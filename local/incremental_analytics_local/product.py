@@ -18,6 +18,7 @@ from typing import Any
 from incremental_analytics.adapters.dynamodb_io import scan_all
 from incremental_analytics.adapters.dynamodb_items import item_from_dynamo, outcome_from_item
 from incremental_analytics.adapters.rules_store import rule_item
+from incremental_analytics.domain.dedupe import Seen
 from incremental_analytics.domain.delivery import DETAIL_TYPES, SINKS, SOURCE
 from incremental_analytics.domain.events import ANONYMOUS_PREFIX, ENDPOINT_PREFIX, Event, endpoint_of_identity
 from incremental_analytics.domain.rules import Rule
@@ -301,10 +302,16 @@ class LocalProduct:
                 )
         return found
 
-    def claims(self) -> int:
+    def remembered(self) -> int:
+        """How many (counter, event id) pairs the counters table remembers as counted: the ids each counter keeps
+        in its item, and the claim items of counters too busy for that (docs/design.md)."""
         with self.aws.uncounted():
-            items = scan_all(self.aws.client("dynamodb"), self.table("CountersTable"))
-            return sum(1 for item in items if item["sk"]["S"].startswith("D#"))
+            items = list(scan_all(self.aws.client("dynamodb"), self.table("CountersTable")))
+        claims = sum(1 for item in items if item["sk"]["S"].startswith("D#"))
+        kept = sum(
+            len(Seen(item_from_dynamo(item).get("seen", {}))) for item in items if item["sk"]["S"].startswith("R#")
+        )
+        return claims + kept
 
     def audit_items(self) -> list[dict[str, Any]]:
         with self.aws.uncounted():

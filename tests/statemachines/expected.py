@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,3 +51,17 @@ def actual(product: Any) -> tuple[dict[Any, Any], list[Any]]:
     states = {key: (c.count, c.sum, c.cycle, c.qualified) for key, c in product.counters().items()}
     outcomes = sorted((o["user_id"], o["rule_id"], o["kind"], o["cycle"], o["outcome_id"]) for o in product.outcomes())
     return states, outcomes
+
+
+def pipes_batch(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events as the ingest Pipe hands a Kinesis batch over (one shard, in order)."""
+    return [
+        {
+            "eventSource": "aws:kinesis",
+            "eventID": f"shardId-000000000000:{n}",
+            "sequenceNumber": str(n),
+            "partitionKey": event["user_id"],
+            "data": base64.b64encode(json.dumps(event).encode()).decode(),
+        }
+        for n, event in enumerate(events)
+    ]

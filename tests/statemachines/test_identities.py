@@ -128,4 +128,4 @@ def test_users_numbering_their_events_alike_are_counted_apart(aws: LocalAws) -> 
     _all_succeeded(product.ingest(redeliver=1.0, seed=3))
     assert actual(product) == expected([rule], events)
     assert {user: counter.cycle for (user, _), counter in product.counters().items()} == {"u0": 2, "u1": 2, "u2": 2}
-    assert product.claims() == 24
+    assert product.remembered() == 24

@@ -190,13 +190,15 @@ def test_a_batch_that_cannot_be_counted_for_hours_is_parked_then_redriven(aws: L
     product.put_rules(RULES)
     events = [good("u1", 0), good("u1", 1)]
     product.put_events(events)
-    aws.fail_next("dynamodb", "TransactWriteItems", 10**6, "ProvisionedThroughputExceededException")
+    for writes in ("TransactWriteItems", "BatchExecuteStatement"):  # the counters' writes, whichever way
+        aws.fail_next("dynamodb", writes, 10**6, "ProvisionedThroughputExceededException")
     report = product.ingest()
     parked = product.parked()
     assert len(parked) == 2 and {batch["batchSize"] for batch in parked} == {1}
     assert report.drained is not None and report.drained.returned_to_queue == 2 * _max_receives()
     assert product.counters() == {}
-    aws.fail_next("dynamodb", "TransactWriteItems", 0, "ProvisionedThroughputExceededException")  # it ends
+    for writes in ("TransactWriteItems", "BatchExecuteStatement"):  # it ends
+        aws.fail_next("dynamodb", writes, 0, "ProvisionedThroughputExceededException")
     assert product.redrive_parked() == 2
     _succeeded(product.drain_dead_letters())
     _nothing_lost(product, report)

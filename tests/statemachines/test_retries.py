@@ -22,6 +22,7 @@ from incremental_analytics_local import aws_rules
 from incremental_analytics_local.asl_checks import scopes
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.product import LocalProduct, seed_endpoint_identities, seed_endpoints, seed_profiles
+from tests.statemachines.expected import pipes_batch
 from tests.unit.helpers import GREENBUTTON_DATE
 
 UTC = dt.UTC
@@ -54,6 +55,30 @@ def _ingest(product: LocalProduct, events: list[dict[str, Any]], **options: Any)
     _succeeded(product.deliver().executions)
 
 
+def _commit_concurrently(
+    aws: LocalAws, product: LocalProduct, first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    """`second` is counted while `first`'s execution is between reading the counter and committing it."""
+    machine = product.stack.ref("IngestBatchStateMachine")
+    match_function = product.stack.ref("MatchAndEvaluateFunction")
+    started: list[bool] = []
+    between: list[Any] = []
+
+    def commit_second(function: Any, event: Any) -> None:
+        if function.name == match_function and not started:
+            started.append(True)
+            between.append(aws.start_sync_execution(machine, product.enrich(pipes_batch(second)), name="between"))
+
+    aws.lambdas.after_invoke.append(commit_second)
+    try:
+        result = aws.start_sync_execution(machine, product.enrich(pipes_batch(first)), name="around")
+    finally:
+        aws.lambdas.after_invoke.remove(commit_second)
+    _succeeded([result, *between])
+    assert "ResolveConflict" in aws.entered_states(result.arn)
+    _succeeded(product.deliver().executions)
+
+
 def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
     now = dt.datetime.now(UTC)
     seed_endpoints(aws, ["u1"])
@@ -65,7 +90,7 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
     aws.fail_next("s3", "GetObject", 1, "AccessDenied", 403)
     assert product.upload_rules_file("unread.csv", SHEET).error == "RulesRejected"
     product.put_rules([GREEN, RED, GREENBUTTON_DATE])
-    # IngestBatch: outcomes to every sink, a reset rule's events, a bad record, a redelivered batch (conflicts).
+    # IngestBatch: outcomes to every sink, a reset rule's events, a bad record, a redelivered batch.
     product.put_records([("u1", b"{broken json")])
     _ingest(
         product,
@@ -76,6 +101,13 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
         ],
         redeliver=1.0,
         seed=3,
+    )
+    # Two executions commit one user and rule at once: the later transaction is cancelled, then resolved.
+    _commit_concurrently(
+        aws,
+        product,
+        [_event("u7", now - dt.timedelta(minutes=9, seconds=n), "redbutton") for n in range(2)],
+        [_event("u7", now - dt.timedelta(minutes=8, seconds=n), "redbutton") for n in range(2)],
     )
     # An endpoint:<id> identity (a Pinpoint record naming no user): marked on that endpoint and its profile.
     seed_endpoint_identities(aws, {"ep-9": None})
@@ -210,12 +242,17 @@ def test_each_task_retries_its_service_throttling(
     machine = sfn.create_state_machine(
         name=f"alone-{abs(hash((logical_id, task, code)))}", roleArn=ROLE, definition=json.dumps(definition)
     )["stateMachineArn"]
-    started = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inputs[(logical_id, task)]))
     kind, service, action = aws_rules.integration(state["Resource"])
     botocore_service = (aws_rules.SDK_TO_BOTOCORE if kind == "aws-sdk" else aws_rules.OPTIMISED_BOTOCORE).get(
         service, service
     )
-    aws.fail_next(botocore_service, action[:1].upper() + action[1:], 1, code)
+    operation = action[:1].upper() + action[1:]
+    if operation.startswith("Start"):  # the test's own StartExecution must not take the fault: set it after
+        started = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inputs[(logical_id, task)]))
+        aws.fail_next(botocore_service, operation, 1, code)
+    else:  # set before: on a busy machine the Wait may end before a fault set after the start
+        aws.fail_next(botocore_service, operation, 1, code)
+        started = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inputs[(logical_id, task)]))
     result = aws.wait_for_execution(started["executionArn"])
     history = aws.history(result.arn)
     scheduled = [event for event in history if event["type"] == "TaskScheduled"]

@@ -13,8 +13,9 @@ import pytest
 from moto.dynamodb.models import dynamodb_backends
 
 from incremental_analytics.adapters.dynamodb_io import scan_all
-from incremental_analytics.adapters.dynamodb_items import claim_key, counter_key, item_to_dynamo
+from incremental_analytics.adapters.dynamodb_items import claim_key, counter_key, item_from_dynamo, item_to_dynamo
 from incremental_analytics.adapters.rules_store import rules_from_items
+from incremental_analytics.domain.dedupe import Seen
 from incremental_analytics.domain.rules import Rule
 from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
 from incremental_analytics_local.product import LocalProduct
@@ -162,7 +163,7 @@ def test_raising_a_target_keeps_counters_and_a_new_filter_restarts_them(aws: Loc
     assert summary["deleted"] == ["aggregate-purchase-product-table"]
     product.apply_rule_changes()
     assert ("u1", "aggregate-purchase-product-table") not in product.counters()
-    assert product.claims() == 5  # the greenbutton claims only
+    assert product.remembered() == 5  # the greenbutton events only
 
     json_rule = {
         "rule_id": "tables",
@@ -221,14 +222,18 @@ def _counters_and_claims(aws: LocalAws, product: LocalProduct, rules: Any, users
 
 
 def _state_by_rule(product: LocalProduct) -> dict[str, tuple[int, int]]:
-    """(counters, claims) per rule id, read from the local table itself (a scan of 60,000 items takes a minute)."""
+    """(counters, remembered event ids: the counters' own and the claims) per rule id, read from the local table
+    itself (a scan of 60,000 items takes a minute)."""
     table = dynamodb_backends[ACCOUNT_ID][product.aws.region].tables[product.table("CountersTable")]
     found: dict[str, list[int]] = {}
     for partition in table.items.values():
         for item in partition.values():
             sk = item.range_key.value
             if sk.startswith("R#"):
-                found.setdefault(sk[2:], [0, 0])[0] += 1
+                counter = found.setdefault(sk[2:], [0, 0])
+                counter[0] += 1
+                if "seen" in item.attrs:
+                    counter[1] += len(Seen(item_from_dynamo(item.to_json()["Attributes"])["seen"]))
             elif sk.startswith("D#"):
                 found.setdefault(sk.split("#")[1], [0, 0])[1] += 1
-    return {rule: (counters, claims) for rule, (counters, claims) in found.items()}
+    return {rule: (counters, remembered) for rule, (counters, remembered) in found.items()}

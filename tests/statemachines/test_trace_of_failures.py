@@ -45,9 +45,10 @@ def test_a_lambda_error_is_named_with_its_message(aws: LocalAws, product: LocalP
 
 
 def test_a_failure_inside_a_map_names_the_state_it_started_in(aws: LocalAws, product: LocalProduct) -> None:
-    product.put_rules([Rule("red", RuleType.AGGREGATE, "redbutton", count=CountCondition(Operator.GREATER, 3))])
+    product.put_rules([Rule("red", RuleType.AGGREGATE, "redbutton", count=CountCondition(Operator.GREATER, 1))])
     product.put_events(CLICKS)
-    # More throttling than the commit's retries absorb: the execution fails inside its commit Map.
+    # The second click qualifies u1: the outcome is committed in a transaction, inside the commit Map.
+    # More throttling than the commit's retries absorb: the execution fails inside that Map.
     aws.fail_next("dynamodb", "TransactWriteItems", commit_tries(), "ProvisionedThroughputExceededException")
     report = product.ingest()
     failed = next(e for e in report.executions if e.status == "FAILED")

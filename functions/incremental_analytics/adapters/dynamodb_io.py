@@ -1,4 +1,5 @@
-"""Reads the Lambda functions make from DynamoDB: counters and claims by key (consistent), and the rules."""
+"""What the Lambda functions read from DynamoDB (counters and claims by key, consistently; the rules) and the
+counters they write with PartiQL statements."""
 
 from __future__ import annotations
 
@@ -76,3 +77,56 @@ def batch_write_deletes(client: Any, table: str, keys: Sequence[Mapping[str, Any
     for start in range(0, len(keys), BATCH_WRITE_LIMIT):
         request = {table: [{"DeleteRequest": {"Key": dict(key)}} for key in keys[start : start + BATCH_WRITE_LIMIT]]}
         retrying.until_done(write, request, f"{table} BatchWriteItem")
+
+
+BATCH_STATEMENT_LIMIT = 25  # "Running batch operations with PartiQL for DynamoDB": at most 25 statements a batch
+# BatchStatementError's codes (DynamoDB API reference): a statement that met a conflict, one worth sending again.
+CONFLICT_CODES = frozenset({"ConditionalCheckFailed", "DuplicateItem"})
+RETRYABLE_STATEMENT_CODES = frozenset(
+    {
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflict",
+    }
+)
+
+
+class StatementFailed(RuntimeError):
+    """A statement DynamoDB refused for a reason no retry changes (ValidationError, ResourceNotFound,
+    AccessDenied, ItemCollectionSizeLimitExceeded): the execution fails and the batch is retried."""
+
+
+def execute_statements(client: Any, statements: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """Write `statements` with BatchExecuteStatement, 25 a request. Each one's outcome, in order: None when it
+    was written, else its conflict code (ConditionalCheckFailed, DuplicateItem). A 200 answer does not mean every
+    statement was written: throttled ones are sent again with backoff (retrying.py), then `Throttled`."""
+    results: list[str | None] = [None] * len(statements)
+    for start in range(0, len(statements), BATCH_STATEMENT_LIMIT):
+        waiting = list(range(start, min(start + BATCH_STATEMENT_LIMIT, len(statements))))
+        for attempt in range(retrying.ATTEMPTS):
+            request = [dict(statements[index]) for index in waiting]
+            answer = retrying.call(
+                functools.partial(client.batch_execute_statement, Statements=request), "BatchExecuteStatement"
+            )
+            again = []
+            for index, response in zip(waiting, answer["Responses"], strict=True):
+                error = response.get("Error")
+                code = str(error.get("Code", "")) if error else ""
+                if not error:
+                    continue
+                if code in CONFLICT_CODES:
+                    results[index] = code
+                elif code in RETRYABLE_STATEMENT_CODES:
+                    again.append(index)
+                else:
+                    raise StatementFailed(f"BatchExecuteStatement: {code}: {error.get('Message', '')}")
+            if not again:
+                break
+            if attempt == retrying.ATTEMPTS - 1:
+                still = f"statements still throttled after {retrying.ATTEMPTS} attempts"
+                raise retrying.Throttled(f"BatchExecuteStatement: {still}")
+            waiting = again
+            retrying.pause(attempt)
+    return results

@@ -1,10 +1,13 @@
-"""The product's DynamoDB items and keys, in DynamoDB's JSON, for the state machines' transactions.
+"""The product's DynamoDB items and keys, in DynamoDB's JSON, for the state machines' transactions and the
+functions' PartiQL statements.
 
 Counters table (one table, two kinds of item under each user's partition):
   counter   pk=U#<user>  sk=R#<rule_id>                              the state of one (user, aggregate rule):
-            `st` {count, sum, cycle, qualified}, `version`, and `recent`, the evidence ring of the latest events
-  claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL (an
-            event id longer than 256 UTF-8 bytes is claimed by its hash, `#<sha256>`: a sort key holds 1024 bytes)
+            `st` {count, sum, cycle, qualified}, `version`, `recent`, the evidence ring of the latest events, and
+            `seen` (with `claims_until` once it was too busy), the ids it counted (domain/dedupe.py)
+  claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL, for a
+            counter too busy to remember its ids itself (an event id longer than 256 UTF-8 bytes is claimed by its
+            hash, `#<sha256>`: a sort key holds 1024 bytes)
   period    pk=P#<rule_id>  sk=I#<identity>                         a date/window rule's evaluation state
 Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purging a rule's state.
 
@@ -27,12 +30,14 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from incremental_analytics.domain.commits import Chunk
+from incremental_analytics.domain.dedupe import Seen
 from incremental_analytics.domain.delivery import initial_delivery
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
@@ -85,18 +90,27 @@ def claim_key(user_id: str, rule_id: str, identity: str, event_id: str) -> dict[
     return {"pk": {"S": f"U#{user_id}"}, "sk": {"S": f"D#{rule_id}#{identity}#{claimed}"}}
 
 
-def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> tuple[CounterState, int, bool]:
-    """The counters and version of a stored counter item, and whether its evidence ring must be written whole.
+@dataclass(frozen=True, slots=True)
+class StoredCounter:
+    """A counter as read: its figures, the version a write must expect, whether the item exists, whether its
+    evidence ring must be written whole (new, or kept under another counting identity), and what it counted."""
 
-    Counters kept under another counting identity are stale (the rule's meaning changed): the state starts
-    afresh, the version stays for the conditional write.
-    """
+    state: CounterState = field(default_factory=CounterState)
+    version: int = 0
+    exists: bool = False
+    whole: bool = True
+    seen: Seen = field(default_factory=Seen)
+
+
+def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> StoredCounter:
+    """The counter of a stored item. Counters kept under another counting identity are stale (the rule's meaning
+    changed): the state and its memory start afresh, the version stays for the conditional write."""
     if not item:
-        return CounterState(), 0, True
+        return StoredCounter()
     plain = item_from_dynamo(item)
     version = int(plain.get("version", 0))
     if plain.get("identity") != identity or "recent" not in plain:
-        return CounterState(), version, True
+        return StoredCounter(version=version, exists=True)
     figures = plain.get("st", {})
     cycle = int(figures.get("cycle", 0))
     ring = sorted(
@@ -110,7 +124,8 @@ def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> tuple[Co
         qualified=bool(figures.get("qualified", False)),
         recent=recent,
     )
-    return state, version, False
+    seen = Seen({str(day): str(text) for day, text in plain.get("seen", {}).items()}, int(plain.get("claims_until", 0)))
+    return StoredCounter(state, version, exists=True, whole=False, seen=seen)
 
 
 def _ring_entries(chunk: Chunk) -> dict[str, dict[str, Any]]:
@@ -128,56 +143,102 @@ def _ring_entries(chunk: Chunk) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def counter_write(
-    *,
-    table: str,
-    user_id: str,
-    rule_id: str,
-    identity: str,
-    chunk: Chunk,
-    whole: bool,
-    updated_at: str,
-) -> dict[str, Any]:
-    """The counter's write in a chunk's transaction, conditioned on the version read: a Put of the whole item
-    for a new counter (or one kept under another counting identity), else an Update of the figures and of
-    the evidence-ring slots the chunk's events take. Few clauses keep it cheap to evaluate and to carry."""
+@dataclass(frozen=True, slots=True)
+class CounterChange:
+    """One chunk's change of a counter item, as the attribute paths it sets, conditioned on the version read:
+    the one definition both a transaction's Put/Update and a PartiQL INSERT/UPDATE are written from."""
+
+    key: dict[str, Any]
+    sets: tuple[tuple[tuple[str, ...], Any], ...]  # (attribute path, plain value)
+    expected_version: int
+    exists: bool  # the item is there to update; else it is created
+
+
+def counter_change(
+    *, user_id: str, rule_id: str, identity: str, chunk: Chunk, whole: bool, exists: bool, seen: Seen, updated_at: str
+) -> CounterChange:
+    """The figures, the version, the evidence ring (the slots the chunk's events take, or whole) and the memory
+    of counted ids (whole: it is small, and pruned as days leave the retention)."""
     state = chunk.state
     figures = {"count": state.count, "sum": state.sum, "cycle": state.cycle, "qualified": state.qualified}
-    condition = "#v = :e" if chunk.expected_version else "attribute_not_exists(pk) OR #v = :e"
-    common = {
+    memory: list[tuple[tuple[str, ...], Any]] = [(("seen",), dict(seen.days))]
+    if seen.claims_until:
+        memory.append((("claims_until",), seen.claims_until))
+    ring = _ring_entries(chunk)
+    sets: list[tuple[tuple[str, ...], Any]] = [
+        (("st",), figures),
+        (("version",), chunk.version),
+        (("updated_at",), updated_at),
+    ]
+    if whole:
+        sets = [
+            (("rule_id",), rule_id),
+            (("user_id",), user_id),
+            (("identity",), identity),
+            *sets,
+            (("recent",), ring),
+        ]
+    else:
+        sets += [(("recent", slot), entry) for slot, entry in sorted(ring.items())]
+    return CounterChange(counter_key(user_id, rule_id), (*sets, *memory), chunk.expected_version, exists)
+
+
+def counter_write(table: str, change: CounterChange) -> dict[str, Any]:
+    """The counter's write in a transaction: a Put of the whole item for a new counter (or one kept under another
+    counting identity), else an Update of the paths that change, conditioned on the version read."""
+    condition = "#v = :e" if change.expected_version else "attribute_not_exists(pk) OR #v = :e"
+    common: dict[str, Any] = {
         "TableName": table,
         "ConditionExpression": condition,
         "ExpressionAttributeNames": {"#v": "version"},
     }
-    ring = _ring_entries(chunk)
-    if whole:
-        item = {
-            **counter_key(user_id, rule_id),
-            **item_to_dynamo(
-                {
-                    "rule_id": rule_id,
-                    "user_id": user_id,
-                    "identity": identity,
-                    "version": chunk.version,
-                    "st": figures,
-                    "recent": ring,
-                    "updated_at": updated_at,
-                }
-            ),
-        }
-        return {"Put": {**common, "Item": item, "ExpressionAttributeValues": {":e": to_dynamo(chunk.expected_version)}}}
-    values: dict[str, Any] = {":st": figures, ":v": chunk.version, ":e": chunk.expected_version, ":u": updated_at}
-    sets = ["st = :st", "#v = :v", "updated_at = :u"]
-    for slot, entry in sorted(ring.items()):
-        values[f":{slot}"] = entry
-        sets.append(f"recent.{slot} = :{slot}")
+    expected = to_dynamo(change.expected_version)
+    if any(path == ("identity",) for path, _ in change.sets):  # written whole
+        item = {**change.key, **item_to_dynamo({path[0]: value for path, value in change.sets})}
+        return {"Put": {**common, "Item": item, "ExpressionAttributeValues": {":e": expected}}}
+    names: dict[str, str] = {"#v": "version"}
+    values: dict[str, Any] = {":e": expected}
+    clauses = []
+    for number, (path, value) in enumerate(change.sets):
+        placeholders = []
+        for part in path:
+            name = "#v" if part == "version" else f"#{part}"
+            if part != "version":
+                names[name] = part
+            placeholders.append(name)
+        values[f":p{number}"] = to_dynamo(value)
+        clauses.append(f"{'.'.join(placeholders)} = :p{number}")
     return {
         "Update": {
             **common,
-            "Key": counter_key(user_id, rule_id),
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ExpressionAttributeValues": {key: to_dynamo(value) for key, value in values.items()},
+            "ExpressionAttributeNames": names,
+            "Key": change.key,
+            "UpdateExpression": "SET " + ", ".join(clauses),
+            "ExpressionAttributeValues": values,
         }
+    }
+
+
+def counter_statement(table: str, change: CounterChange) -> dict[str, Any]:
+    """The counter's write as a PartiQL statement for BatchExecuteStatement (one write unit per KB, no
+    transaction): INSERT of a new item (refused as DuplicateItem if one appeared), else an UPDATE whose WHERE
+    names the key and the version read (ConditionalCheckFailed if the version moved or the item went)."""
+    if not change.exists:
+        fields = [*change.key.items(), *((path[0], to_dynamo(value)) for path, value in change.sets)]
+        tuple_text = ", ".join(f"'{name}': ?" for name, _ in fields)
+        return {
+            "Statement": f'INSERT INTO "{table}" VALUE {{{tuple_text}}}',
+            "Parameters": [value for _, value in fields],
+        }
+    clauses = " ".join(f"SET {'.'.join(chr(34) + part + chr(34) for part in path)} = ?" for path, _ in change.sets)
+    return {
+        "Statement": f'UPDATE "{table}" {clauses} WHERE "pk" = ? AND "sk" = ? AND "version" = ?',
+        "Parameters": [
+            *(to_dynamo(value) for _, value in change.sets),
+            change.key["pk"],
+            change.key["sk"],
+            to_dynamo(change.expected_version),
+        ],
     }
 
 
@@ -188,37 +249,28 @@ def chunk_transaction(
     user_id: str,
     rule_id: str,
     identity: str,
-    chunk: Chunk,
-    whole_ring: bool,
+    change: CounterChange,
+    claimed: Sequence[str],
     deliveries: Sequence[Mapping[str, Any]],
     now: dt.datetime,
     claim_ttl_seconds: int,
     pending_shards: int,
 ) -> list[dict[str, Any]]:
-    """The TransactItems of one chunk: claims, the versioned counter, the outbox outcomes."""
+    """The TransactItems of one chunk: the claims of `claimed` event ids (a counter too busy to remember its ids
+    itself, domain/dedupe.py), the versioned counter, the outbox outcomes."""
     committed_at = iso_instant(now)
     expires_at = {"N": str(int(now.timestamp()) + claim_ttl_seconds)}
     items: list[dict[str, Any]] = [
         {
             "Put": {
                 "TableName": counters_table,
-                "Item": {**claim_key(user_id, rule_id, identity, event.event_id), "expires_at": expires_at},
+                "Item": {**claim_key(user_id, rule_id, identity, event_id), "expires_at": expires_at},
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        for event in chunk.events
+        for event_id in claimed
     ]
-    items.append(
-        counter_write(
-            table=counters_table,
-            user_id=user_id,
-            rule_id=rule_id,
-            identity=identity,
-            chunk=chunk,
-            whole=whole_ring,
-            updated_at=committed_at,
-        )
-    )
+    items.append(counter_write(counters_table, change))
     items += [
         {
             "Put": {

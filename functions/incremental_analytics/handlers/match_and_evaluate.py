@@ -1,6 +1,7 @@
 """MatchAndEvaluate: match a batch's events to the rules, read every (user, rule) counter in the batch at
-once, replay each group, and shape the commits (counters, claims and outbox outcomes) and the time-series
-writes."""
+once, drop what each counter already counted, replay each group, write the counters that need no transaction
+(25 conditional PartiQL statements a request, docs/design.md), and shape the other commits (claims, counters
+and outbox outcomes, in transactions) and the time-series writes."""
 
 from __future__ import annotations
 
@@ -14,17 +15,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from incremental_analytics.adapters import dynamodb_items as items
 from incremental_analytics.adapters import retrying
 from incremental_analytics.adapters.aws_clients import client
-from incremental_analytics.adapters.dynamodb_io import RulesCache, batch_get
+from incremental_analytics.adapters.dynamodb_io import RulesCache, batch_get, execute_statements
 from incremental_analytics.adapters.spill import size_of, spill_largest, spill_writes
 from incremental_analytics.domain.commits import plan_commits
+from incremental_analytics.domain.dedupe import record
 from incremental_analytics.domain.delivery import delivery_item
 from incremental_analytics.domain.events import SYSTEM_EVENT_PREFIX, Event
 from incremental_analytics.domain.matching import RuleIndex, TimeSeriesSelection, first_occurrences
 from incremental_analytics.domain.outcomes import Contribution
-from incremental_analytics.domain.replay import CounterState
-from incremental_analytics.domain.rules import Rule
+from incremental_analytics.domain.rules import Rule, iso_instant
 from incremental_analytics.logic.intake import handed_events
-from incremental_analytics.models import contribution_to_task, event_from_task
+from incremental_analytics.models import contribution_from_task, contribution_to_task, event_from_task
 from incremental_analytics.observability import logger, metrics, tracer
 from incremental_analytics.settings import Settings
 
@@ -43,18 +44,33 @@ def group_payload(
     user_id: str,
     events: Sequence[Contribution],
     endpoint_id: str | None,
-    counter: tuple[CounterState, int, bool],
+    counter: items.StoredCounter,
     execution: str,
     now: dt.datetime,
     attempt: int = 0,
 ) -> dict[str, Any]:
-    """One (user, rule) group as CommitCounters iterates it: its transactions in order, each putting its
-    outcomes in the outbox (whose stream delivers them). ResolveConflict builds the same shape again from fresh
-    reads."""
-    state, version, whole_ring = counter
-    chunks = plan_commits(state, version, rule, user_id, events)
-    transactions = []
+    """One (user, rule) group's commit. A plain group (one chunk, no outcome, its ids remembered by the counter
+    itself) carries `statement`, the one conditional write this function makes; any other carries `chunks`, the
+    transactions CommitCounters runs in order, each putting its outcomes in the outbox (whose stream delivers
+    them). ResolveConflict builds the same shape again from fresh reads."""
+    chunks = plan_commits(counter.state, counter.version, rule, user_id, events)
+    seen, claims = counter.seen, False
+    transactions, changes = [], []
     for position, chunk in enumerate(chunks):
+        ids = [event.event_id for event in chunk.events]
+        dedupe = record(seen, ids, now, config.dedupe_retention_days)
+        seen, claims = dedupe.seen, claims or dedupe.claims
+        change = items.counter_change(
+            user_id=user_id,
+            rule_id=rule.rule_id,
+            identity=rule.counting_identity,
+            chunk=chunk,
+            whole=counter.whole and position == 0,
+            exists=counter.exists or position > 0,
+            seen=seen,
+            updated_at=iso_instant(now),
+        )
+        changes.append(change)
         chunk_deliveries = [
             delivery_item(
                 outcome.with_execution(execution),
@@ -71,15 +87,15 @@ def group_payload(
                 user_id=user_id,
                 rule_id=rule.rule_id,
                 identity=rule.counting_identity,
-                chunk=chunk,
-                whole_ring=whole_ring and position == 0,
+                change=change,
+                claimed=ids if dedupe.claims else [],
                 deliveries=chunk_deliveries,
                 now=now,
                 claim_ttl_seconds=config.dedupe_retention_days * 86_400,
                 pending_shards=config.pending_shards,
             )
         )
-    return {
+    payload: dict[str, Any] = {
         "user_id": user_id,
         "rule_id": rule.rule_id,
         "rule": rule.to_dict(),
@@ -95,6 +111,74 @@ def group_payload(
         "last": len(transactions) - 1,
         "attempt": attempt,
     }
+    if len(chunks) == 1 and not chunks[0].outcomes and not claims:
+        payload["statement"] = items.counter_statement(config.counters_table, changes[0])
+    return payload
+
+
+def fresh_events(
+    config: Settings, counter: items.StoredCounter, events: Sequence[Contribution], now: dt.datetime
+) -> list[Contribution]:
+    """The events the counter has not counted yet: those it remembers from inside the dedupe retention
+    (docs/design.md) are dropped."""
+    seen = counter.seen.within(now, config.dedupe_retention_days)
+    return [event for event in events if event.event_id not in seen]
+
+
+PLAIN_ATTEMPTS = 3
+
+
+def commit_plain(
+    config: Settings, plain: Sequence[dict[str, Any]], execution: str, now: dt.datetime
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Write the plain groups' counters, 25 statements a request. A statement that met a conflict (another
+    execution moved the counter) is planned again from a fresh read, dropping what the counter now remembers;
+    a group that then needs a transaction (an outcome, claims), or still conflicts after PLAIN_ATTEMPTS, is
+    handed back for CommitCounters, whose ResolveConflict and backoff take it from there."""
+    dynamodb = client("dynamodb")
+    handed: list[dict[str, Any]] = []
+    figures = {"plain_committed": 0, "statement_conflicts": 0}
+    pending = list(plain)
+    for attempt in range(PLAIN_ATTEMPTS):
+        if not pending:
+            break
+        results = execute_statements(dynamodb, [group["statement"] for group in pending])
+        conflicted = [group for group, code in zip(pending, results, strict=True) if code]
+        figures["plain_committed"] += len(pending) - len(conflicted)
+        figures["statement_conflicts"] += len(conflicted)
+        pending = []
+        if not conflicted:
+            break
+        reread = {
+            (item["pk"]["S"][2:], item["sk"]["S"][2:]): item
+            for item in batch_get(
+                dynamodb,
+                config.counters_table,
+                [items.counter_key(group["user_id"], group["rule_id"]) for group in conflicted],
+            )
+        }
+        for group in conflicted:
+            rule = Rule.from_dict(group["rule"])
+            counter = items.counter_from_item(reread.get((group["user_id"], rule.rule_id)), rule.counting_identity)
+            events = fresh_events(config, counter, [contribution_from_task(data) for data in group["events"]], now)
+            if not events:
+                continue
+            again = group_payload(
+                config,
+                rule=rule,
+                user_id=str(group["user_id"]),
+                events=events,
+                endpoint_id=group.get("endpoint_id"),
+                counter=counter,
+                execution=execution,
+                now=now,
+                attempt=attempt + 1,
+            )
+            (pending if "statement" in again else handed).append(again)
+    handed += pending
+    for group in handed:
+        group.pop("statement", None)
+    return handed, figures
 
 
 def _put(config: Settings) -> Callable[[str, str], None]:
@@ -131,27 +215,35 @@ def evaluate_batch(
         )
     }
     payloads = []
+    already_counted = 0
     for (user_id, rule_id), group_events in groups.items():
         rule = by_id[rule_id]
-        payloads.append(
-            group_payload(
-                config,
-                rule=rule,
-                user_id=user_id,
-                events=[Contribution(e.event_id, e.timestamp_ms, rule.value_of(e.metrics)) for e in group_events],
-                endpoint_id=_latest_endpoint(kept, user_id),
-                counter=items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity),
-                execution=execution,
-                now=now,
+        counter = items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity)
+        contributions = [Contribution(e.event_id, e.timestamp_ms, rule.value_of(e.metrics)) for e in group_events]
+        fresh = fresh_events(config, counter, contributions, now)
+        already_counted += len(contributions) - len(fresh)
+        if fresh:
+            payloads.append(
+                group_payload(
+                    config,
+                    rule=rule,
+                    user_id=user_id,
+                    events=fresh,
+                    endpoint_id=_latest_endpoint(kept, user_id),
+                    counter=counter,
+                    execution=execution,
+                    now=now,
+                )
             )
-        )
+    transactional, figures = commit_plain(config, [p for p in payloads if "statement" in p], execution, now)
+    transactional = [p for p in payloads if "statement" not in p] + transactional
     selection = TimeSeriesSelection(rules, for_all_events=config.timeseries_for_all_events)
     timeseries = _timeseries_batches(config, [event for event in kept if selection.keeps(event)])
     timeseries_items = sum(len(request["RequestItems"][config.timeseries_table]) for request in timeseries)
-    spilled = spill_if_large(config, payloads, timeseries, execution)
-    spilled_writes = spill_writes(timeseries, size_of(payloads), _put(config), execution.rsplit(":", 1)[-1])
+    spilled = spill_if_large(config, transactional, timeseries, execution)
+    spilled_writes = spill_writes(timeseries, size_of(transactional), _put(config), execution.rsplit(":", 1)[-1])
     return {
-        "groups": payloads,
+        "groups": transactional,
         "timeseries": timeseries,
         "summary": {
             "events": len(parsed),
@@ -159,8 +251,11 @@ def evaluate_batch(
             "ignored_system": len(parsed) - len(kept),
             "duplicates": len(kept) - len(events),
             "accepted": len(events),
+            "already_counted": already_counted,
             "groups": len(payloads),
-            "outcomes": sum(payload["outcomes"] for payload in payloads),
+            "transactions": sum(len(payload["chunks"]) for payload in transactional),
+            **figures,
+            "outcomes": sum(payload["outcomes"] for payload in transactional),
             "spilled_groups": spilled,
             "spilled_writes": spilled_writes,
         },
@@ -205,5 +300,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="IgnoredSystemEvents", unit=MetricUnit.Count, value=summary["ignored_system"])
     metrics.add_metric(name="Outcomes", unit=MetricUnit.Count, value=summary["outcomes"])
     metrics.add_metric(name="SpilledGroups", unit=MetricUnit.Count, value=summary["spilled_groups"])
+    metrics.add_metric(name="CommitConflicts", unit=MetricUnit.Count, value=summary["statement_conflicts"])
     logger.info("evaluated batch", extra={**summary, "rules": len(rules)})
     return result

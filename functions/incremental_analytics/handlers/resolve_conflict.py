@@ -1,5 +1,6 @@
 """ResolveConflict: a group's transaction was cancelled. Re-read the counter and the group's claims, drop the
-events already counted, replay the rest on the counter as it now stands, and hand back the commits to retry."""
+events already counted (claimed, or remembered by the counter), replay the rest on the counter as it now stands,
+and hand back the commits to retry (always as transactions: CommitCounters runs them)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from incremental_analytics.adapters import dynamodb_items as items
 from incremental_analytics.adapters.aws_clients import client
 from incremental_analytics.adapters.dynamodb_io import batch_get
 from incremental_analytics.domain.rules import Rule
-from incremental_analytics.handlers.match_and_evaluate import group_payload, settings, spill_if_large
+from incremental_analytics.handlers.match_and_evaluate import fresh_events, group_payload, settings, spill_if_large
 from incremental_analytics.models import contribution_from_task
 from incremental_analytics.observability import logger, metrics, tracer
 
@@ -29,9 +30,10 @@ def resolve(group: dict[str, Any], execution: str, now: dt.datetime) -> dict[str
     found = batch_get(client("dynamodb"), config.counters_table, keys)
     counter = next((item for item in found if item["sk"]["S"].startswith("R#")), None)
     claimed = {item["sk"]["S"] for item in found if item["sk"]["S"].startswith("D#")}
+    stored = items.counter_from_item(counter, identity)
     fresh = [
         event
-        for event in events
+        for event in fresh_events(config, stored, events, now)
         if items.claim_key(user_id, rule.rule_id, identity, event.event_id)["sk"]["S"] not in claimed
     ]
     resolved = group_payload(
@@ -40,11 +42,12 @@ def resolve(group: dict[str, Any], execution: str, now: dt.datetime) -> dict[str
         user_id=user_id,
         events=fresh,
         endpoint_id=group.get("endpoint_id"),
-        counter=items.counter_from_item(counter, identity),
+        counter=stored,
         execution=execution,
         now=now,
         attempt=int(group["attempt"]) + 1,
     )
+    resolved.pop("statement", None)
     spill_if_large(config, [resolved], {}, execution)
     return resolved
 

@@ -1,0 +1,183 @@
+"""Canaries for BatchExecuteStatement on the local AWS (dynamodb_partiql.py): DynamoDB's per-statement errors and
+limits, and the counter writes the product sends, which must leave the item a transaction's write would."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from incremental_analytics.adapters.dynamodb_io import execute_statements
+from incremental_analytics.adapters.dynamodb_items import (
+    counter_change,
+    counter_from_item,
+    counter_statement,
+    counter_write,
+)
+from incremental_analytics.domain.commits import plan_commits
+from incremental_analytics.domain.dedupe import Seen, record
+from incremental_analytics.domain.outcomes import Contribution
+from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from incremental_analytics_local.engine import LocalAws
+
+TABLE = "counters"
+RULE = Rule("r", RuleType.AGGREGATE, "click", count=CountCondition(Operator.GREATER, 100))
+NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def dynamodb(aws: LocalAws) -> Any:
+    client = aws.client("dynamodb")
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
+
+
+def _update(pk: str, version: int, count: int) -> dict[str, Any]:
+    return {
+        "Statement": f'UPDATE "{TABLE}" SET "count" = ? SET "version" = ? '
+        'WHERE "pk" = ? AND "sk" = ? AND "version" = ?',
+        "Parameters": [{"N": str(count)}, {"N": str(version + 1)}, {"S": pk}, {"S": "c"}, {"N": str(version)}],
+    }
+
+
+def _insert(pk: str) -> dict[str, Any]:
+    return {
+        "Statement": f"INSERT INTO \"{TABLE}\" VALUE {{'pk': ?, 'sk': ?, 'version': ?}}",
+        "Parameters": [{"S": pk}, {"S": "c"}, {"N": "1"}],
+    }
+
+
+def _item(dynamodb: Any, pk: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = dynamodb.get_item(
+        TableName=TABLE, Key={"pk": {"S": pk}, "sk": {"S": "c"}}, ConsistentRead=True
+    ).get("Item")
+    return found
+
+
+def test_an_update_of_a_missing_item_fails_its_condition_and_creates_nothing(dynamodb: Any) -> None:
+    """ "PartiQL update statements for DynamoDB": UPDATE is no upsert; the WHERE clause's key must exist."""
+    (response,) = dynamodb.batch_execute_statement(Statements=[_update("nobody", 0, 1)])["Responses"]
+    assert response["Error"]["Code"] == "ConditionalCheckFailed"
+    assert _item(dynamodb, "nobody") is None
+
+
+def test_each_statement_fails_or_is_written_on_its_own(dynamodb: Any) -> None:
+    dynamodb.batch_execute_statement(Statements=[_insert("a"), _insert("b"), _insert("d")])
+    responses = dynamodb.batch_execute_statement(
+        Statements=[_update("a", 1, 5), _update("b", 7, 5), _insert("d"), _insert("c")]
+    )["Responses"]
+    assert [response.get("Error", {}).get("Code") for response in responses] == [
+        None,
+        "ConditionalCheckFailed",  # the version moved on
+        "DuplicateItem",  # an INSERT of a key that exists
+        None,
+    ]
+    assert _item(dynamodb, "a") == {"pk": {"S": "a"}, "sk": {"S": "c"}, "version": {"N": "2"}, "count": {"N": "5"}}
+    assert _item(dynamodb, "b") == {"pk": {"S": "b"}, "sk": {"S": "c"}, "version": {"N": "1"}}
+    assert _item(dynamodb, "c") is not None
+
+
+def test_a_batch_holds_one_to_25_statements_each_on_its_own_item(dynamodb: Any) -> None:
+    """ "Running batch operations with PartiQL for DynamoDB": no more than 25 statements a batch."""
+    dynamodb.batch_execute_statement(Statements=[_insert(f"u{n}") for n in range(25)])
+    for statements in ([_insert(f"v{n}") for n in range(26)], [_update("u1", 1, 2), _update("u1", 1, 3)]):
+        with pytest.raises(ClientError) as refused:
+            dynamodb.batch_execute_statement(Statements=statements)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert _item(dynamodb, "v0") is None and _item(dynamodb, "u1")["version"] == {"N": "1"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        'SELECT * FROM "counters" WHERE "pk" = ? AND "sk" = ?',
+        'DELETE FROM "counters" WHERE "pk" = ? AND "sk" = ?',
+        'UPDATE "counters" SET "n" = "n" + 1 WHERE "pk" = ? AND "sk" = ?',
+        'UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ? AND "n" > 3',
+    ],
+)
+def test_statements_outside_the_local_subset_are_refused_by_name(dynamodb: Any, statement: str) -> None:
+    """The engine may be stricter than DynamoDB, never kinder: what it does not run, it refuses as such."""
+    parameters = [{"N": "1"}, {"S": "a"}, {"S": "c"}][-statement.count("?") :]
+    with pytest.raises(ClientError) as refused:
+        dynamodb.batch_execute_statement(Statements=[{"Statement": statement, "Parameters": parameters}])
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "runs only PartiQL writes" in refused.value.response["Error"]["Message"]
+
+
+def test_the_parameters_must_match_the_placeholders(dynamodb: Any) -> None:
+    short = {**_insert("a"), "Parameters": _insert("a")["Parameters"][:2]}
+    with pytest.raises(ClientError) as refused:
+        dynamodb.batch_execute_statement(Statements=[short])
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_an_update_must_name_the_whole_key(dynamodb: Any) -> None:
+    dynamodb.batch_execute_statement(Statements=[_insert("a")])
+    partial = {"Statement": f'UPDATE "{TABLE}" SET "n" = ? WHERE "pk" = ?', "Parameters": [{"N": "1"}, {"S": "a"}]}
+    (response,) = dynamodb.batch_execute_statement(Statements=[partial])["Responses"]
+    assert response["Error"]["Code"] == "ValidationError"
+
+
+def _counter_writes(stored: Any, events: list[Contribution]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (chunk,) = plan_commits(stored.state, stored.version, RULE, "u1", events)
+    dedupe = record(stored.seen, [event.event_id for event in events], NOW, 7)
+    change = counter_change(
+        user_id="u1",
+        rule_id=RULE.rule_id,
+        identity=RULE.counting_identity,
+        chunk=chunk,
+        whole=stored.whole,
+        exists=stored.exists,
+        seen=dedupe.seen,
+        updated_at="2026-12-01T12:00:00Z",
+    )
+    return counter_statement(TABLE, change), counter_write(TABLE, change)
+
+
+def test_a_counter_written_by_statement_is_the_item_a_transaction_writes(aws: LocalAws, dynamodb: Any) -> None:
+    """One definition of a counter's change (dynamodb_items.counter_change), two renderings: after the same
+    commits, the PartiQL statements and the transactions leave the same item, new or updated, ring and memory."""
+    other = "counters-tx"
+    dynamodb.create_table(
+        TableName=other,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"pk": {"S": "U#u1"}, "sk": {"S": "R#r"}}
+    for batch in range(3):
+        events = [Contribution(f"e{batch}-{n}", 1_000 * batch + n, Decimal(n)) for n in range(3)]
+        stored = counter_from_item(
+            dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item"), RULE.counting_identity
+        )
+        statement, _ = _counter_writes(stored, events)
+        assert execute_statements(dynamodb, [statement]) == [None]
+        stored_tx = counter_from_item(
+            dynamodb.get_item(TableName=other, Key=key, ConsistentRead=True).get("Item"), RULE.counting_identity
+        )
+        _, write = _counter_writes(stored_tx, events)
+        (operation,) = write.values()
+        dynamodb.transact_write_items(TransactItems=[{kind: {**op, "TableName": other} for kind, op in write.items()}])
+        assert operation["TableName"] == TABLE
+    by_statement = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
+    by_transaction = dynamodb.get_item(TableName=other, Key=key, ConsistentRead=True)["Item"]
+    assert by_statement == by_transaction
+    counter = counter_from_item(by_statement, RULE.counting_identity)
+    assert (counter.state.count, counter.version, len(counter.seen)) == (9, 3, 9)
+    assert "e2-2" in counter.seen and "e3-0" not in counter.seen
+    assert counter.seen == Seen({"2026-12-01": counter.seen.days["2026-12-01"]})
