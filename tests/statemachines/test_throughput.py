@@ -3,7 +3,6 @@ and defaults that keep up with a full shard in the throughput model."""
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 from benchmarks import throughput
@@ -29,7 +28,6 @@ def test_batch_size_and_parallelization_are_stack_parameters_of_the_pipe() -> No
 
 def test_the_defaults_keep_up_with_a_full_shard_on_paper() -> None:
     batch, factor = int(PARAMETERS["BatchSize"]["Default"]), int(PARAMETERS["ParallelizationFactor"]["Default"])
-    transactions = statistics.median(throughput.groups_per_batch(batch))
-    seconds = throughput.batch_seconds(int(transactions), throughput.commit_concurrency())
+    seconds = throughput.batch_seconds(throughput.median_batch(batch), throughput.commit_concurrency())
     assert batch * factor / seconds >= throughput.KINESIS_SHARD_RECORDS_PER_SECOND
     assert batch * 1 / seconds < throughput.KINESIS_SHARD_RECORDS_PER_SECOND  # one batch at a time would not
