@@ -3,6 +3,7 @@ reach the sinks through the outbox's stream (tests/statemachines/test_delivery.p
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from decimal import Decimal
@@ -19,6 +20,8 @@ from incremental_analytics.domain.rules import (
     RuleType,
     SumCondition,
 )
+from incremental_analytics.handlers import match_and_evaluate
+from incremental_analytics.logic.intake import handed_events
 from incremental_analytics_local.engine import LocalAws
 from incremental_analytics_local.lambdas import LocalFunction
 from incremental_analytics_local.product import PINPOINT_APPLICATION, LocalProduct, seed_endpoints, seed_profiles
@@ -149,6 +152,41 @@ def test_two_executions_committing_one_user_and_rule_concurrently(aws: LocalAws,
     assert "ResolveConflict" not in aws.entered_states(interleaved[0].arn)
     assert actual(product) == expected(rules, second + first)  # the commit order is the stream order
     assert product.counters()[("u1", "aggregate-redbutton")].version == 2
+
+
+def test_two_executions_writing_one_counter_by_statement_concurrently(
+    aws: LocalAws, product: LocalProduct, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No outcome: both commits are PartiQL statements. Between the first execution's read of the counter and its
+    write, another MatchAndEvaluate counts a second batch of the same user: the first's UPDATE expects a version
+    that moved on, fails its condition, and is read and planned again inside MatchAndEvaluate, then written.
+    (The local runtime runs one function call at a time, so the second batch is evaluated in that call.)"""
+    rules = [GREENBUTTON]
+    first = [click("u1", "greenbutton", n, event_id=f"a{n}") for n in range(2)]
+    second = [click("u1", "greenbutton", n, event_id=f"b{n}") for n in range(100, 102)]
+    product.put_rules(rules)
+    machine = product.stack.ref("IngestBatchStateMachine")
+    second_batch = product.enrich(pipes_batch(second))[0]
+    writes = match_and_evaluate.execute_statements
+    interleaved: list[Any] = []
+
+    def second_writes_first(client: Any, statements: Any) -> list[str | None]:
+        if not interleaved:
+            interleaved.append(None)
+            config = match_and_evaluate.settings()
+            events = handed_events(second_batch, aws.client("s3"), config.data_bucket)
+            interleaved[0] = match_and_evaluate.evaluate_batch(config, rules, events, "second", dt.datetime.now(dt.UTC))
+        return writes(client, statements)
+
+    monkeypatch.setattr(match_and_evaluate, "execute_statements", second_writes_first)
+    result = aws.start_sync_execution(machine, product.enrich(pipes_batch(first)), name="first")
+    assert result.status == "SUCCEEDED"
+    assert result.output["summary"]["statement_conflicts"] == 1
+    assert interleaved[0]["summary"]["statement_conflicts"] == 0 and interleaved[0]["groups"] == []
+    assert "CommitChunk" not in aws.entered_states(result.arn)  # nothing needed a transaction
+    assert actual(product) == expected(rules, second + first)
+    assert product.counters()[("u1", "aggregate-greenbutton")].version == 2
+    assert product.remembered() == 4
 
 
 def test_a_bad_record_is_quarantined_and_the_good_ones_count(product: LocalProduct) -> None:

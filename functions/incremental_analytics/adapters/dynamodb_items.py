@@ -162,7 +162,7 @@ def counter_change(
     state = chunk.state
     figures = {"count": state.count, "sum": state.sum, "cycle": state.cycle, "qualified": state.qualified}
     memory: list[tuple[tuple[str, ...], Any]] = [(("seen",), dict(seen.days))]
-    if seen.claims_until:
+    if seen.claims_until or whole:  # written whole: whatever an older item held is replaced, by Put or UPDATE
         memory.append((("claims_until",), seen.claims_until))
     ring = _ring_entries(chunk)
     sets: list[tuple[tuple[str, ...], Any]] = [
