@@ -6,10 +6,17 @@ other two, as a rule created later counts the events before it). Figures, not pa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import math
 import time
+from decimal import Decimal
 from typing import Any
 
 from benchmarks import ingest_cost
+from incremental_analytics.adapters.dynamodb_items import timeseries_items
+from incremental_analytics.adapters.item_size import item_size
+from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.rules import RuleType
 from incremental_analytics_local import botocore_hooks
 from incremental_analytics_local.engine import LocalAws
@@ -59,6 +66,43 @@ def measure(workload: ingest_cost.Workload) -> dict[str, Any]:
     }
 
 
+def packing(
+    shard_counts: tuple[int, ...] = (1, 2, 4), batch_sizes: tuple[int, ...] = (100, 500)
+) -> list[dict[str, Any]]:
+    """Write units and items a packed time series costs per event, by the number of shards of a partition and the
+    batch size, for the issue workload's events, in process (items sized as DynamoDB counts them)."""
+    events = [
+        Event(
+            hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32],  # a generated id's length
+            record["user_id"],
+            record["event_type"],
+            record["timestamp"],
+            {},
+            {name: Decimal(str(value)) for name, value in record.get("metrics", {}).items()},
+        )
+        for record in ingest_cost.synthetic_events(EVENTS, 500)
+    ]
+    rows = []
+    for shards in shard_counts:
+        for size in batch_sizes:
+            packed = [
+                item
+                for start in range(0, len(events), size)
+                for item in timeseries_items(events[start : start + size], shards=shards, ttl_seconds=400 * 86_400)
+            ]
+            units = sum(max(1, math.ceil(item_size(item) / 1024)) for item in packed)
+            rows.append(
+                {
+                    "shards": shards,
+                    "batch_size": size,
+                    "wru_per_event": round(units / len(events), 3),
+                    "items_per_event": round(len(packed) / len(events), 3),
+                    "bytes_per_event": round(sum(item_size(item) for item in packed) / len(events), 1),
+                }
+            )
+    return rows
+
+
 def main(names: tuple[str, ...] = ("issue", "dense", "heavy")) -> list[dict[str, Any]]:
     return [measure(workload) for workload in ingest_cost.WORKLOADS if workload.name in names]
 
@@ -66,4 +110,5 @@ def main(names: tuple[str, ...] = ("issue", "dense", "heavy")) -> list[dict[str,
 if __name__ == "__main__":
     from benchmarks.run import table
 
+    table("The time series packed, by shards and batch size, in process (benchmarks/timeseries.py)", packing())
     table("The time series: IngestBatch's writes, EvaluatePeriods' reads (benchmarks/timeseries.py)", main())
