@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 from incremental_analytics.adapters import dynamodb_items as items
 from incremental_analytics.adapters import period_store as store
 from incremental_analytics.adapters.item_size import item_size
+from incremental_analytics.adapters.spill import size_of
 from incremental_analytics.domain.events import Event, Normalised, normalise
 from incremental_analytics.domain.periods import evaluate_period
 from incremental_analytics.domain.rules import Operator, Rule, RuleType, SumCondition
+from incremental_analytics.handlers.match_and_evaluate import _timeseries_batches
+from incremental_analytics.settings import Settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "timeseries"
 DAY_MS = 86_400_000
@@ -276,3 +279,36 @@ def test_any_redelivery_or_bisection_evaluates_as_one_delivery(data: st.DataObje
     stored = evaluate_period(SEPTEMBER, NOW, store.frame(store.matching_rows(table.values(), SEPTEMBER)))
     assert stored.totals.equals(expected.totals)
     assert stored.outcomes == expected.outcomes
+
+
+def test_write_requests_hold_at_most_25_items_and_fit_a_state() -> None:
+    """BatchWriteItem takes at most 25 items ("BatchWriteItem", Amazon DynamoDB API Reference); a request and
+    what DynamoDB hands back unprocessed beside it must fit a state's 256 KiB."""
+    config = Settings.from_environment(
+        {
+            "RULES_TABLE": "rules",
+            "COUNTERS_TABLE": "counters",
+            "AUDIT_TABLE": "audit",
+            "TIMESERIES_TABLE": "ts",
+            "DATA_BUCKET": "bucket",
+            "EVENT_BUS_NAME": "bus",
+        }
+    )
+    many = [Event(str(n), "u", f"type-{n}", BASE_MS) for n in range(60)]  # 60 partitions, an item each
+    wide = [Event(str(n), f"u{n % 3}", "x", BASE_MS + n, {f"a{k}": "v" * 200 for k in range(20)}) for n in range(90)]
+    largest = normalise(_largest_record(), now_ms=BASE_MS)
+    assert isinstance(largest, Event)
+    for events in (many, wide, [*wide, largest]):
+        requests = _timeseries_batches(config, events)
+        writes = [request["RequestItems"]["ts"] for request in requests]
+        assert all(1 <= len(batch) <= 25 for batch in writes)
+        assert all(size_of(batch) <= items.TIMESERIES_REQUEST_BYTES or len(batch) == 1 for batch in writes)
+        stored = [
+            event
+            for batch in writes
+            for write in batch
+            for event in items.timeseries_events(write["PutRequest"]["Item"])
+        ]
+        assert sorted(map(_text, stored)) == sorted(_text(_stored(event)) for event in events)
+    assert len(_timeseries_batches(config, many)) == 3
+    assert len(_timeseries_batches(config, wide)) > 1
