@@ -312,3 +312,11 @@ def test_write_requests_hold_at_most_25_items_and_fit_a_state() -> None:
         assert sorted(map(_text, stored)) == sorted(_text(_stored(event)) for event in events)
     assert len(_timeseries_batches(config, many)) == 3
     assert len(_timeseries_batches(config, wide)) > 1
+
+
+def test_item_size_counts_as_dynamodb_does() -> None:
+    """ "Item sizes and formats": names and strings in UTF-8 bytes, a number one byte per two significant digits
+    plus one, a list or map 3 bytes plus 1 per element (and a map element's name)."""
+    assert item_size({"pk": {"S": "a€"}}) == 2 + 4
+    assert item_size({"n": {"N": "-0012300.4500"}}) == 1 + 5  # 12300.45: 7 significant digits, 4 bytes + 1
+    assert item_size({"l": {"L": [{"S": "x"}, {"NULL": True}, {"M": {"k": {"BOOL": False}}}]}}) == 1 + 3 + 2 + 2 + 7
