@@ -21,6 +21,7 @@ from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
+from incremental_analytics.adapters.item_size import item_size
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, SumCondition
 from incremental_analytics_local import botocore_hooks
 from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
@@ -54,39 +55,11 @@ PRICES = {
 
 
 # -- DynamoDB capacity, as DynamoDB bills it --------------------------------------------------------------------
-# Item sizes per "DynamoDB item sizes and formats" (Amazon DynamoDB Developer Guide): attribute names' and values'
-# UTF-8 bytes; a number 1 byte per two significant digits plus 1; a list or map 3 bytes plus 1 per element.
+# Item sizes as the product computes them (adapters/item_size.py, per "DynamoDB item sizes and formats").
 # Units per "Read/write capacity mode" and "DynamoDB transactions": a write 1 WRU per KB (rounded up) of the larger
 # of the item before and after it (PutItem, UpdateItem, DeleteItem, each BatchWriteItem put), twice that in a
 # transaction; a read 0.5 RRU per 4 KB (rounded up, per item) eventually consistent, 1 strongly consistent, 2 in a
 # transaction, and at least that much for an item that is not there; a Query or Scan per 4 KB of all it reads.
-
-
-def _value_size(value: dict[str, Any]) -> int:
-    ((kind, data),) = value.items()
-    if kind == "S":
-        return len(data.encode())
-    if kind == "N":
-        digits = data.lstrip("-").replace(".", "").split("e")[0].split("E")[0].strip("0") or "0"
-        return math.ceil(len(digits) / 2) + 1
-    if kind == "B":
-        return len(data) if isinstance(data, bytes) else len(data) * 3 // 4
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        return 3 + sum(1 + _value_size(element) for element in data)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode()) + _value_size(element) for name, element in data.items())
-    if kind == "SS":
-        return sum(len(element.encode()) for element in data)
-    if kind == "NS":
-        return sum(_value_size({"N": element}) for element in data)
-    return sum(len(element) for element in data)  # BS
-
-
-def item_size(item: dict[str, Any] | None) -> int:
-    """An item's size in bytes as DynamoDB counts it (DynamoDB's attribute JSON)."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in (item or {}).items())
 
 
 def _write_units(size: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 from moto.dynamodb.models import dynamodb_backends
 
-from incremental_analytics.adapters.dynamodb_items import timeseries_item
+from incremental_analytics.adapters.dynamodb_items import timeseries_items
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, epoch_ms
 from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
@@ -29,18 +29,26 @@ USERS = 1000
 
 
 def _history(aws: LocalAws, product: LocalProduct, events: int) -> None:
-    """N events over the 30 days before END, straight into moto's table (the API path costs minutes at 1M)."""
+    """N events over the 30 days before END, straight into moto's table (the API path costs minutes at 1M), packed
+    as StoreTimeSeries packs them: in batches of 100 events in the order of their time, as a stream carries them."""
     table = dynamodb_backends[ACCOUNT_ID][aws.region].tables[product.table("TimeSeriesTable")]
     rng = random.Random(events)
     start_ms, span_ms = epoch_ms(END) - 30 * 86_400_000, 30 * 86_400_000
-    for n in range(events):
-        event = Event(
-            event_id=f"e{n:08d}",
-            user_id=f"user-{rng.randrange(USERS):04d}",
-            event_type="app_open",
-            timestamp_ms=start_ms + rng.randrange(span_ms),
-        )
-        table.put_item(timeseries_item(event, shards=4, ttl_seconds=400 * 86_400))
+    history = sorted(
+        (
+            Event(
+                event_id=f"e{n:08d}",
+                user_id=f"user-{rng.randrange(USERS):04d}",
+                event_type="app_open",
+                timestamp_ms=start_ms + rng.randrange(span_ms),
+            )
+            for n in range(events)
+        ),
+        key=lambda event: event.timestamp_ms,
+    )
+    for start in range(0, len(history), 100):
+        for item in timeseries_items(history[start : start + 100], shards=4, ttl_seconds=400 * 86_400):
+            table.put_item(item)
 
 
 def _evaluation(aws: LocalAws, product: LocalProduct, now: dt.datetime) -> dict[str, Any]:

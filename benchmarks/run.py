@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 import platform
 
-from benchmarks import express_logs, ingest_cost, inprocess, local_engine, periods, poison, rules_files, throughput
+from benchmarks import (
+    express_logs,
+    ingest_cost,
+    inprocess,
+    local_engine,
+    periods,
+    poison,
+    rules_files,
+    throughput,
+    timeseries,
+)
 
 
 def table(title: str, rows: list[dict[str, object]]) -> None:
@@ -52,6 +62,14 @@ def main() -> None:
     table("Ingest: AWS requests per 1000 events", [{"request": k, "per_1000_events": v} for k, v in requests.items()])
     print("\nEstimated cost per million events (USD, list prices named in benchmarks/ingest_cost.py):")
     print(json.dumps(cost, indent=2))
+    table(
+        "The time series packed, by shards and batch size, in process (benchmarks/timeseries.py)", timeseries.packing()
+    )
+    table(
+        "The time series: IngestBatch's writes, EvaluatePeriods' reads of a 7-day window rule "
+        "(benchmarks/timeseries.py)",
+        timeseries.main(),
+    )
     table(
         "Throughput of one shard on paper: measured transactions per batch, AWS's latencies (benchmarks/throughput.py)",
         throughput.model(),

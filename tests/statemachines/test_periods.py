@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from incremental_analytics.adapters.dynamodb_io import scan_all
+from incremental_analytics.adapters.dynamodb_items import timeseries_events
 from incremental_analytics.domain.periods import evaluate_period
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, SumCondition, epoch_ms
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
@@ -194,7 +195,13 @@ def test_a_second_run_reads_only_open_days_and_equals_a_full_recomputation(
     second = evaluated(product.evaluate_periods(now + dt.timedelta(hours=1)))
     in_open_days = [e for e in history if dt.datetime.fromtimestamp(e["timestamp"] / 1000, UTC).date() in open_days]
     assert second["days_rolled_up"] == 0
-    assert second["timeseries_items_read"] == len(in_open_days)
+    in_open_partitions = [
+        item
+        for item in _stored_items(aws, product)
+        if dt.date.fromisoformat(item["pk"]["S"].split("#")[1]) in open_days
+    ]
+    assert second["timeseries_items_read"] == len(in_open_partitions)  # their packed items, nothing else
+    assert sum(len(timeseries_events(item)) for item in in_open_partitions) == len(in_open_days)
     assert second["rollups_read"] == 18 * 4
 
     expected = evaluate_period(rule, now + dt.timedelta(hours=1), _frame(rule, history))
@@ -293,10 +300,16 @@ def _qualified_after(product: LocalProduct, *, first_only: bool = False) -> set[
     return {user for user, kind in latest.items() if kind == "qualified"}
 
 
-def _stored_event_types(aws: LocalAws, product: LocalProduct) -> list[str]:
+def _stored_items(aws: LocalAws, product: LocalProduct) -> list[dict[str, Any]]:
     with aws.uncounted():
-        items = scan_all(aws.client("dynamodb"), product.table("TimeSeriesTable"))
-    return sorted(item["pk"]["S"].split("#")[0] for item in items)
+        return list(scan_all(aws.client("dynamodb"), product.table("TimeSeriesTable")))
+
+
+def _stored_event_types(aws: LocalAws, product: LocalProduct) -> list[str]:
+    """The event type of each stored event (a batch's events of one partition are packed in one item)."""
+    return sorted(
+        item["pk"]["S"].split("#")[0] for item in _stored_items(aws, product) for _ in timeseries_events(item)
+    )
 
 
 OPENS_WINDOW = Rule(

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from incremental_analytics.adapters.dynamodb_items import timeseries_event, timeseries_item
+from incremental_analytics.adapters.dynamodb_items import timeseries_events, timeseries_items
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import OutcomeKind
 from incremental_analytics.domain.periods import (
@@ -276,9 +276,9 @@ def test_latest_endpoint_per_user() -> None:
 
 def test_a_stored_event_keeps_its_first_metric() -> None:
     event = Event("e1", "u1", "purchase", 1_600_000_000_000, {"p": "x"}, {"zeta": Decimal("2.5"), "alpha": Decimal(1)})
-    item = timeseries_item(event, shards=4, ttl_seconds=86_400)
-    user, timestamp_ms, attributes, metrics, endpoint = timeseries_event(item)
-    assert (user, timestamp_ms, attributes, endpoint) == ("u1", 1_600_000_000_000, {"p": "x"}, None)
+    (item,) = timeseries_items([event], shards=4, ttl_seconds=86_400)
+    ((user, event_id, timestamp_ms, attributes, metrics, endpoint),) = timeseries_events(item)
+    assert (user, event_id, timestamp_ms, attributes, endpoint) == ("u1", "e1", 1_600_000_000_000, {"p": "x"}, None)
     assert list(metrics) == ["zeta", "alpha"]  # docs/events.md: the first in the record, which a map would lose
     rule = Rule(
         "r",

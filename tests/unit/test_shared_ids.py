@@ -96,7 +96,7 @@ def _one_at_a_time(records: list[bytes]) -> tuple[dict[Any, Any], list[Any], dic
 def _in_deliveries(deliveries: list[list[bytes]]) -> tuple[dict[Any, Any], list[Any], dict[str, tuple[int, Decimal]]]:
     """What the workflows do with each delivery: group the batch's events per (user, rule), each id once, drop
     those a user's claims already hold (ResolveConflict), replay each group on its stored counter and claim;
-    put every event's time-series item (each key once a request)."""
+    pack the delivery's events into time-series items (a delivery made again puts the same items)."""
     index = RuleIndex(RULES)
     claims: set[str] = set()
     counters: dict[tuple[str, str], CounterState] = {}
@@ -116,8 +116,7 @@ def _in_deliveries(deliveries: list[list[bytes]]) -> tuple[dict[Any, Any], list[
             counters[(user, rule_id)] = result.state
             claims.update(claim(event) for event in fresh)
             outcomes += [(o.user_id, o.rule_id, o.kind.value, o.cycle, o.outcome_id) for o in result.outcomes]
-        for event in events:
-            put = items.timeseries_item(event, shards=SHARDS, ttl_seconds=86_400)
+        for put in items.timeseries_items(events, shards=SHARDS, ttl_seconds=86_400):
             timeseries[(put["pk"]["S"], put["sk"]["S"])] = put
     partitions = [put for (pk, _), put in timeseries.items() if pk.startswith(f"{SEPTEMBER.event_type}#")]
     period = evaluate_period(SEPTEMBER, NOW, store.frame(store.matching_rows(partitions, SEPTEMBER)))

@@ -17,11 +17,14 @@ each sink's status (domain.delivery.SinkStatus), and `delivery_attempts`; and, w
 `undelivered` GSI that the scheduled redelivery and `outcomes pending|abandoned` read. Its stream (keys only)
 feeds the Pipe that delivers each new outcome.
 
-Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash of the event>, with a
-TTL. The hash covers the user, the event id, the attributes and the metrics: copies of a record are one item
-(puts are idempotent), two users' events with one id are two (docs/events.md), and so are two records that reuse an
-id for other content, of which the period evaluation counts one (domain.periods.distinct_events).
-A map keeps no key order, so an event with several metrics also carries `metric_order` (docs/events.md's first metric).
+Time-series table: pk=<event_type>#<yyyy-mm-dd>#<shard>, sk=<epoch ms, 13 digits>#<hash>, with a TTL. An item
+packs a batch's events of one partition (`events`, a list of [user, event id, ms after `ts`, attributes, metrics in
+the record's order, endpoint]); its sort key is its earliest event's time and a hash of what it holds, so writing the
+same events again writes the same item. Items written before packing hold one event each (`user_id`, `event_id`,
+`ts`, `attributes`, `metrics` and `metric_order`, `endpoint_id`, sk=<epoch ms>#<hash of the event>); they are read
+alike (`timeseries_events`) until their TTL ends them. Two users' events with one id are two events
+(docs/events.md), and so are two records that reuse an id for other content, of which the period evaluation counts
+one (domain.periods.distinct_events).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from incremental_analytics.adapters.item_size import value_size
 from incremental_analytics.domain.commits import Chunk
 from incremental_analytics.domain.dedupe import Seen
 from incremental_analytics.domain.delivery import initial_delivery
@@ -336,6 +340,29 @@ def outcome_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- time series ----------------------------------------------------------------------------------------------
 
+# A packed item holds at most this many bytes (as DynamoDB counts them, so at most 8 write units), unless one event
+# alone is larger: the item then holds that event only (an event is at most 128 KiB of record, docs/events.md,
+# well under DynamoDB's 400 KB). Items of a few KB leave each write's rounding up to the next KB a small part of
+# it, and keep a BatchWriteItem request of them small enough for a state's payload (see match_and_evaluate).
+TIMESERIES_ITEM_BYTES = 8 * 1024
+# A BatchWriteItem request of time-series items at most this large in a state's JSON (unless one item alone is
+# larger): with what WriteEvents keeps beside it while BatchWriteItem hands items back unprocessed (the same items,
+# twice), it fits one state's payload (256 KiB).
+TIMESERIES_REQUEST_BYTES = 64_000
+# pk, sk (13 digits, "#", 32 hex), `ts` and `expires_at` (numbers of at most 21 bytes each), `events` (a list)
+_PACKED_ITEM_BYTES = len("pk") + len("sk") + 46 + len("ts") + 21 + len("expires_at") + 21 + len("events") + 3
+
+
+class StoredEvent(NamedTuple):
+    """One event as the time series keeps it."""
+
+    user_id: str
+    event_id: str
+    timestamp_ms: int
+    attributes: dict[str, str]
+    metrics: dict[str, Decimal]  # in the record's order: the first one is what a rule without a metric counts
+    endpoint_id: str | None
+
 
 def timeseries_shard(user_id: str, shards: int) -> int:
     return int(hashlib.sha256(user_id.encode()).hexdigest(), 16) % max(shards, 1)
@@ -345,24 +372,69 @@ def timeseries_partition(event_type: str, day: dt.date, shard: int) -> str:
     return f"{event_type}#{day.isoformat()}#{shard}"
 
 
-def timeseries_item(event: Event, *, shards: int, ttl_seconds: int) -> dict[str, Any]:
-    day = dt.datetime.fromtimestamp(event.timestamp_ms / 1000, dt.UTC).date()
-    return {
-        "pk": {"S": timeseries_partition(event.event_type, day, timeseries_shard(event.user_id, shards))},
-        "sk": {"S": f"{event.timestamp_ms:013d}#{_content_hash(event)}"},
-        **item_to_dynamo(
-            {
-                "user_id": event.user_id,
-                "event_id": event.event_id,
-                "ts": event.timestamp_ms,
-                "attributes": dict(event.attributes) or None,
-                "metrics": dict(event.metrics) or None,
-                "metric_order": list(event.metrics) if len(event.metrics) > 1 else None,
-                "endpoint_id": event.endpoint_id,
-                "expires_at": event.timestamp_ms // 1000 + ttl_seconds,
-            }
-        ),
-    }
+def timeseries_items(events: Iterable[Event], *, shards: int, ttl_seconds: int) -> list[dict[str, Any]]:
+    """The events packed into time-series items, per partition, each key once.
+
+    A partition's events (copies of a record once; records that reuse an id for other content each kept) are put
+    in the order of (timestamp, content hash) and cut into items of at most TIMESERIES_ITEM_BYTES. An item's sort
+    key is its earliest timestamp and a hash of what it holds: the same events make the same items, so a batch
+    delivered again rewrites its own items; a batch cut or grouped otherwise makes other items, which store some
+    events twice, and the period evaluation counts each (user, event id) once (domain.periods.distinct_events).
+    The item expires `ttl_seconds` after its latest event."""
+    partitions: dict[str, dict[tuple[int, str], Event]] = {}
+    for event in events:
+        day = dt.datetime.fromtimestamp(event.timestamp_ms / 1000, dt.UTC).date()
+        pk = timeseries_partition(event.event_type, day, timeseries_shard(event.user_id, shards))
+        partitions.setdefault(pk, {})[(event.timestamp_ms, _content_hash(event))] = event
+    packed = []
+    for pk, found in partitions.items():
+        for base, latest, pack in _packs([found[key] for key in sorted(found)], len("pk") + len(pk.encode())):
+            packed.append(
+                {
+                    "pk": {"S": pk},
+                    "sk": {"S": f"{base:013d}#{short_hash([pk, base, pack], 32)}"},
+                    "ts": {"N": str(base)},
+                    "events": {"L": pack},
+                    "expires_at": {"N": str(latest // 1000 + ttl_seconds)},
+                }
+            )
+    return packed
+
+
+def _packs(events: Sequence[Event], key_bytes: int) -> Iterator[tuple[int, int, list[dict[str, Any]]]]:
+    """The events, in order, as consecutive items of at most TIMESERIES_ITEM_BYTES each: (earliest timestamp,
+    latest timestamp, entries)."""
+    pack: list[dict[str, Any]] = []
+    size, base, latest = key_bytes + _PACKED_ITEM_BYTES, 0, 0
+    for event in events:
+        entry = _entry(event, base if pack else event.timestamp_ms)
+        if pack and size + 1 + value_size(entry) > TIMESERIES_ITEM_BYTES:
+            yield base, latest, pack
+            pack, size = [], key_bytes + _PACKED_ITEM_BYTES
+            entry = _entry(event, event.timestamp_ms)
+        if not pack:
+            base = event.timestamp_ms
+        pack.append(entry)
+        size += 1 + value_size(entry)
+        latest = event.timestamp_ms
+    if pack:
+        yield base, latest, pack
+
+
+def _entry(event: Event, base_ms: int) -> dict[str, Any]:
+    """[user, event id, ms after the item's earliest event, attributes, [[metric, value], ...], endpoint], the
+    trailing empty ones left out."""
+    fields: list[dict[str, Any]] = [
+        {"S": event.user_id},
+        {"S": event.event_id},
+        {"N": str(event.timestamp_ms - base_ms)},
+        {"M": {name: {"S": value} for name, value in sorted(event.attributes.items())}},
+        {"L": [{"L": [{"S": name}, to_dynamo(value)]} for name, value in event.metrics.items()]},
+        {"S": event.endpoint_id} if event.endpoint_id is not None else {"NULL": True},
+    ]
+    while len(fields) > 3 and fields[-1] in ({"M": {}}, {"L": []}, {"NULL": True}):
+        fields.pop()
+    return {"L": fields}
 
 
 def _content_hash(event: Event) -> str:
@@ -370,11 +442,24 @@ def _content_hash(event: Event) -> str:
     return short_hash([event.user_id, event.event_id, dict(event.attributes), metrics], 32)
 
 
-def timeseries_event(item: Mapping[str, Any]) -> tuple[str, int, dict[str, str], dict[str, Decimal], str | None]:
-    """(user_id, timestamp_ms, attributes, metrics in the record's order, endpoint_id) of a time-series item."""
+def timeseries_events(item: Mapping[str, Any]) -> list[StoredEvent]:
+    """An item's events: a packed item's, in their order, or the one event of an item written one per event
+    (before events were packed; such items stay until their TTL)."""
+    if "events" in item:
+        base = int(item["ts"]["N"])
+        return [_stored(entry["L"], base) for entry in item["events"]["L"]]
     attributes = {name: value["S"] for name, value in item.get("attributes", {}).get("M", {}).items()}
     stored = {name: Decimal(value["N"]) for name, value in item.get("metrics", {}).get("M", {}).items()}
     order = [entry["S"] for entry in item.get("metric_order", {}).get("L", [])]
     metrics = {name: stored[name] for name in order if name in stored} | stored
     endpoint = item.get("endpoint_id", {}).get("S")
-    return item["user_id"]["S"], int(item["ts"]["N"]), attributes, metrics, endpoint
+    return [
+        StoredEvent(item["user_id"]["S"], item["event_id"]["S"], int(item["ts"]["N"]), attributes, metrics, endpoint)
+    ]
+
+
+def _stored(fields: Sequence[Mapping[str, Any]], base_ms: int) -> StoredEvent:
+    attributes = {name: value["S"] for name, value in fields[3]["M"].items()} if len(fields) > 3 else {}
+    metrics = {pair["L"][0]["S"]: Decimal(pair["L"][1]["N"]) for pair in fields[4]["L"]} if len(fields) > 4 else {}
+    endpoint = fields[5].get("S") if len(fields) > 5 else None
+    return StoredEvent(fields[0]["S"], fields[1]["S"], base_ms + int(fields[2]["N"]), attributes, metrics, endpoint)

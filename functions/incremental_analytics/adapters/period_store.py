@@ -82,13 +82,14 @@ def read_day(client: Any, table: str, rule: Rule, day: dt.date, shard: int) -> D
 
 
 def matching_rows(found: Iterable[dict[str, Any]], rule: Rule) -> list[tuple[str, str, int, Decimal, str | None]]:
-    """The rule's matching events among time-series items (the evaluation counts each (user, event_id) once)."""
-    rows = []
-    for item in found:
-        user_id, timestamp_ms, attributes, metrics, endpoint = items.timeseries_event(item)
-        if rule.matches(rule.event_type, attributes):
-            rows.append((user_id, item["event_id"]["S"], timestamp_ms, rule.value_of(metrics), endpoint))
-    return rows
+    """The rule's matching events among time-series items, packed or not (the evaluation counts each
+    (user, event_id) once)."""
+    return [
+        (event.user_id, event.event_id, event.timestamp_ms, rule.value_of(event.metrics), event.endpoint_id)
+        for item in found
+        for event in items.timeseries_events(item)
+        if rule.matches(rule.event_type, event.attributes)
+    ]
 
 
 def frame(rows: Sequence[tuple[str, str, int, Decimal, str | None]]) -> pd.DataFrame:

@@ -268,19 +268,25 @@ def _latest_endpoint(events: Sequence[Event], user_id: str) -> str | None:
 
 
 def _timeseries_batches(config: Settings, events: Sequence[Event]) -> list[dict[str, Any]]:
-    """The events' time-series items, each key once (BatchWriteItem refuses a key twice in a request): copies
-    of a record are one item, records that reuse an id for other content are items of their own."""
-    puts = {}
-    for event in events:
-        item = items.timeseries_item(
-            event, shards=config.timeseries_shards, ttl_seconds=config.timeseries_retention_days * 86_400
-        )
-        puts[(item["pk"]["S"], item["sk"]["S"])] = item
-    writes = [{"PutRequest": {"Item": item}} for item in puts.values()]
-    return [
-        {"RequestItems": {config.timeseries_table: writes[start : start + TIMESERIES_BATCH]}}
-        for start in range(0, len(writes), TIMESERIES_BATCH)
-    ]
+    """The events packed into time-series items (dynamodb_items.timeseries_items: each key once, as BatchWriteItem
+    requires), as BatchWriteItem requests of at most 25 items and TIMESERIES_REQUEST_BYTES."""
+    packed = items.timeseries_items(
+        events, shards=config.timeseries_shards, ttl_seconds=config.timeseries_retention_days * 86_400
+    )
+    requests: list[list[dict[str, Any]]] = []
+    size = 0
+    for item in packed:
+        write = {"PutRequest": {"Item": item}}
+        if (
+            not requests
+            or len(requests[-1]) == TIMESERIES_BATCH
+            or size + size_of(write) > items.TIMESERIES_REQUEST_BYTES
+        ):
+            requests.append([])
+            size = 0
+        requests[-1].append(write)
+        size += size_of(write)
+    return [{"RequestItems": {config.timeseries_table: writes}} for writes in requests]
 
 
 @logger.inject_lambda_context
