@@ -290,10 +290,11 @@ def _serialise_dynamodb() -> None:
 
 
 def _map_more_sdk_services() -> None:
-    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles.
+    """`aws-sdk:customerprofiles:*` and `aws-sdk:eventbridge:*` name the services as Step Functions does; boto3
+    calls them customer-profiles and events.
     (The error names of every integration are set by _error_names_as_each_integration_raises_them.)"""
     overrides: dict[str, str] = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
-    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn == "customerprofiles"})
+    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn in ("customerprofiles", "eventbridge")})
 
 
 @functools.cache
