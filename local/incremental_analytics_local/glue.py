@@ -294,7 +294,8 @@ def _map_more_sdk_services() -> None:
     calls them customer-profiles and events.
     (The error names of every integration are set by _error_names_as_each_integration_raises_them.)"""
     overrides: dict[str, str] = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
-    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn in ("customerprofiles", "eventbridge")})
+    renamed = ("customerprofiles", "eventbridge")
+    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn in renamed})
 
 
 @functools.cache

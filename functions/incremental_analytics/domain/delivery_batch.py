@@ -215,7 +215,9 @@ def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mappin
 def _pieces(request: Mapping[str, Any]) -> dict[str, Any]:
     """What the later steps need of a request (not the outcome itself, which EventBridge's entry carries)."""
     names = ("endpoint_id", "endpoint_identity", "pinpoint_event", "pinpoint_user_attributes", "profile_attributes")
-    return {name: request[name] for name in names if name in request} | {"profile_search": request.get("profile_search")}
+    return {name: request[name] for name in names if name in request} | {
+        "profile_search": request.get("profile_search")
+    }
 
 
 # -- 3. writes --------------------------------------------------------------------------------------------------
@@ -318,7 +320,7 @@ def _accepted(status: Any) -> bool:
     return status in (200, 202)
 
 
-def settle(  # noqa: PLR0913 - the answers of each step, each once
+def settle(
     plan: Mapping[str, Any],
     wrote: Mapping[str, Any],
     first: Mapping[str, Any],
@@ -392,8 +394,9 @@ def settle(  # noqa: PLR0913 - the answers of each step, each once
             item.pop("undelivered", None)
             item["delivered_at"] = {"S": now}
         puts.append({"PutRequest": {"Item": item}})
-        outcomes.append({"outcome_id": outcome["outcome_id"], "attempt": outcome["attempts"], "state": state,
-                         "sinks": statuses})
+        outcomes.append(
+            {"outcome_id": outcome["outcome_id"], "attempt": outcome["attempts"], "state": state, "sinks": statuses}
+        )
     return {
         "records": [{table: chunk} for chunk in _chunks(puts, WRITES_PER_BATCH)],
         "abandoned": [abandoned_metric(sink, count) for sink, count in abandoned.items() if count],

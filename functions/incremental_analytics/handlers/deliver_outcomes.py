@@ -14,7 +14,9 @@ from incremental_analytics.observability import logger, tracer
 def shape(event: dict[str, Any]) -> dict[str, Any]:
     step = event["step"]
     if step == "claims":
-        return delivery_batch.claims(event["input"], table=event["table"], execution=event["execution"], now=event["now"])
+        return delivery_batch.claims(
+            event["input"], table=event["table"], execution=event["execution"], now=event["now"]
+        )
     if step == "sends":
         return delivery_batch.sends(event["read"], execution=event["execution"], settings=event["settings"])
     if step == "writes":
