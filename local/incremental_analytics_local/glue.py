@@ -20,6 +20,7 @@ import time
 import types
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
@@ -32,6 +33,7 @@ from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import EventsBackend
 from moto.events.models import Rule as EventsRule
 from moto.kinesis.models import KinesisBackend
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -124,7 +126,37 @@ def apply() -> None:
     _execution_logs_in_cloudwatch()
     _logging_configuration_checked()
     _http_invokes_run_the_handler()
+    _event_entries_can_fail()
     _applied.append(True)
+
+
+@dataclass
+class _EntryFaults:
+    remaining: int = 0
+    code: str = "InternalFailure"
+
+
+# The next PutEvents entries EventBridge answers as failed, whatever request carries them (LocalAws sets it).
+event_entry_faults = _EntryFaults()
+
+
+def _event_entries_can_fail() -> None:
+    """EventBridge's PutEvents answers entry by entry: the request succeeds while an entry fails with an
+    `ErrorCode` (EventBridge API reference, PutEventsResultEntry: `InternalFailure` and `ThrottlingException` are
+    the retryable ones) and is not put on the bus. moto never fails an entry it finds valid; this lets a test make
+    the next entries fail as AWS's would, the other entries of the request going through."""
+    original = EventsBackend.put_events
+
+    @functools.wraps(original)
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(events) > 10 or event_entry_faults.remaining <= 0:  # moto refuses more than 10 entries itself
+            return original(self, events)
+        failing = min(event_entry_faults.remaining, len(events))
+        event_entry_faults.remaining -= failing
+        failed = [{"ErrorCode": event_entry_faults.code, "ErrorMessage": "injected entry failure"}] * failing
+        return failed + (original(self, events[failing:]) if events[failing:] else [])
+
+    EventsBackend.put_events = put_events  # type: ignore[method-assign]
 
 
 def _entered_time_as_aws_writes_it() -> None:
