@@ -257,6 +257,52 @@ def test_a_put_events_item_failure_is_a_failure_and_is_retried(aws: LocalAws, pr
     assert aws.request_counts()["pinpoint.PutEvents"] == 2
 
 
+def test_one_failed_event_bridge_entry_of_a_batch_fails_that_outcome_alone(
+    aws: LocalAws, product: LocalProduct
+) -> None:
+    users = ["ann", "bob"]
+    seed_endpoints(aws, users)
+    seed_profiles(aws, users)
+    _counted(product, users, [GREENBUTTON, REDBUTTON])
+    aws.fail_event_entries_next(1)  # the first entry of the batch's PutEvents fails, the other three go through
+    (delivery,) = product.deliver().executions
+    assert aws.request_counts()["events.PutEvents"] == 1  # the four outcomes in one request
+    failed = [item for item in product.audit_items() if item["delivery"]["eventbridge"] == "failed"]
+    assert len(failed) == 1 and failed[0]["undelivered"].startswith("P")
+    assert {item["delivery"]["eventbridge"] for item in product.audit_items() if item not in failed} == {"delivered"}
+    assert {
+        status for item in product.audit_items() for sink, status in item["delivery"].items() if sink != "eventbridge"
+    } == {"delivered"}
+    assert len(product.bus_events()) == 3
+
+    product.fire_schedule(dt.datetime.now(dt.UTC) + HOUR)
+    assert {item["delivery"]["eventbridge"] for item in product.audit_items()} == {"delivered"}
+    assert _undelivered(product) == {}
+    # The redelivery sent the one outcome to EventBridge alone: the other sinks had it.
+    assert product.sink_deliveries() == {"eventbridge": 4, "pinpoint": 4, "profiles": 4}
+    assert delivery.status == "SUCCEEDED"
+
+
+def test_one_failed_item_of_a_pinpoint_batch_fails_that_outcome_alone(aws: LocalAws, product: LocalProduct) -> None:
+    users = ["ann", "bob", "cyd"]
+    seed_endpoints(aws, users)
+    seed_profiles(aws, users)
+    product.put_rules([REDBUTTON])
+    for user in users:
+        product.put_events(click(user, "redbutton", n) for n in range(2))
+    product.ingest()
+    aws.pinpoint.fail_events_next(1)  # Pinpoint answers the request, one of its three events with a 400
+    product.deliver()
+    assert aws.request_counts()["pinpoint.PutEvents"] == 1  # three users' endpoints in one request
+    statuses = sorted(item["delivery"]["pinpoint"] for item in product.audit_items())
+    assert statuses == ["delivered", "delivered", "failed"] and len(product.fired_events()) == 2
+
+    product.fire_schedule(dt.datetime.now(dt.UTC) + HOUR)
+    assert {item["delivery"]["pinpoint"] for item in product.audit_items()} == {"delivered"}
+    assert sorted(event["EndpointId"] for event in product.fired_events()) == [f"endpoint-{user}" for user in users]
+    assert product.sink_deliveries() == {"eventbridge": 3, "pinpoint": 3, "profiles": 3}
+
+
 def test_an_outbox_batch_delivered_twice_reaches_each_sink_once(aws: LocalAws, product: LocalProduct) -> None:
     users = ["ann", "bob"]
     seed_endpoints(aws, users)
