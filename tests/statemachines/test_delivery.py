@@ -112,7 +112,7 @@ def test_a_slow_sink_does_not_delay_counting(aws: LocalAws, product: LocalProduc
     assert product.counters()[("ann", "aggregate-greenbutton")].count == 3
     assert product.sink_deliveries() == {"eventbridge": 0, "pinpoint": 0, "profiles": 0}
     assert "pinpoint.GetUserEndpoints" not in aws.request_counts()
-    assert not {"Sinks", "PublishOutcome", "Claim"} & set(aws.entered_states(batch.arn))
+    assert not {"ClaimAll", "SendFirst", "PublishBatch", "SendSecond", "Record"} & set(aws.entered_states(batch.arn))
 
     (delivery,) = product.deliver().executions
     # Read from the engine: DescribeExecution refuses Express executions, as on AWS.

@@ -21,7 +21,6 @@ SETTINGS = {
     "event_bus": "bus",
     "pinpoint_application_id": "app",
     "profiles_domain": "domain",
-    "profiles_key_name": "_profileId",
     "profiles_object_type": "Outcome",
 }
 
@@ -166,7 +165,7 @@ def test_an_event_naming_another_users_endpoint_never_moves_it() -> None:
         {"mallory": ["endpoint-mallory"], "ann": ["ann-mail", "ann-phone"], "nobody": [], "flaky": "error"},
         {"mallory": "p1", "ann": "p2", "nobody": "", "flaky": "error"},
     )
-    wrote = delivery_batch.writes(plan, first, SETTINGS)
+    wrote = delivery_batch.writes(plan, first)
     marked = {update["endpoint_id"] for update in wrote["update_endpoints"]}
     assert marked == {"endpoint-mallory", "ann-phone"}  # the named endpoint only when it is the user's own
     assert wrote["update_endpoints"][0]["request"] == {
@@ -183,7 +182,7 @@ def test_an_event_naming_another_users_endpoint_never_moves_it() -> None:
 def test_an_endpoint_identity_marks_its_endpoint_without_a_user_id() -> None:
     read = [_item("endpoint:e-1")]
     plan = delivery_batch.sends(read, execution=ME, settings=SETTINGS)
-    wrote = delivery_batch.writes(plan, _lookups(plan, {}, {"e-1": "p"}), SETTINGS)
+    wrote = delivery_batch.writes(plan, _lookups(plan, {}, {"e-1": "p"}))
     (update,) = wrote["update_endpoints"]
     assert update["endpoint_id"] == "e-1" and update["request"] == {"User": {"UserAttributes": {"trk_x": ["ready"]}}}
 
@@ -193,7 +192,7 @@ def test_pinpoint_events_go_a_hundred_a_request_several_endpoints_each() -> None
     read.append(_item("u000", OutcomeKind.REACHED, rule="another"))  # a second event for one endpoint
     plan = delivery_batch.sends(read, execution=ME, settings=SETTINGS)
     endpoints = {user: [f"endpoint-{user}"] for user in plan["pinpoint_users"]}
-    wrote = delivery_batch.writes(plan, _lookups(plan, endpoints, {}), SETTINGS)
+    wrote = delivery_batch.writes(plan, _lookups(plan, endpoints, {}))
     requests = wrote["pinpoint_events"]
     assert [sum(len(item["Events"]) for item in r["BatchItem"].values()) for r in requests] == [100, 2]
     assert all(item["Endpoint"] == {} for r in requests for item in r["BatchItem"].values())  # nothing else moves
@@ -203,7 +202,7 @@ def test_pinpoint_events_go_a_hundred_a_request_several_endpoints_each() -> None
 
 def _settle(read: list[dict[str, Any]], first: dict[str, Any], second: dict[str, Any], **kw: Any) -> dict[str, Any]:
     plan = delivery_batch.sends(read, execution=ME, settings=SETTINGS)
-    wrote = delivery_batch.writes(plan, first(plan) if callable(first) else first, SETTINGS)
+    wrote = delivery_batch.writes(plan, first(plan) if callable(first) else first)
     answers = second(wrote) if callable(second) else second
     gathered = first(plan) if callable(first) else first
     return delivery_batch.settle(
@@ -300,7 +299,7 @@ def test_records_go_twenty_five_a_request() -> None:
         "profiles": [],
         "objects": [],
     }
-    wrote = delivery_batch.writes(plan, first, settings_without_sinks)
+    wrote = delivery_batch.writes(plan, first)
     settled = delivery_batch.settle(
         plan, wrote, first, _all_accepted(wrote), read, table="t", execution=ME, now="N", max_attempts=10
     )

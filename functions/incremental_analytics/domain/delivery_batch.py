@@ -20,7 +20,15 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from incremental_analytics.domain.delivery import LACKING, SINKS, SinkStatus
+from incremental_analytics.domain.delivery import (
+    LACKING,
+    SINKS,
+    SinkStatus,
+    detail_type,
+    pinpoint_event,
+    profile_object,
+    user_attribute,
+)
 
 # EventBridge API reference, PutEvents: `Entries` holds 1 to 10 entries.
 EVENTBRIDGE_ENTRIES_PER_REQUEST = 10
@@ -168,7 +176,7 @@ def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mappin
                 {
                     "EventBusName": settings["event_bus"],
                     "Source": "incremental-analytics",
-                    "DetailType": request["detail_type"],
+                    "DetailType": detail_type(request["outcome"]),
                     "Detail": json.dumps(request["outcome"], sort_keys=True, separators=(",", ":")),
                 }
             )
@@ -179,26 +187,22 @@ def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mappin
             elif request.get("endpoint_identity"):
                 if request.get("endpoint_id") is None:
                     mine["pinpoint"] = SinkStatus.NO_ENDPOINT.value
-            elif request["user_id"] not in users:
-                users.append(request["user_id"])
+            elif outcome["user_id"] not in users:
+                users.append(outcome["user_id"])
         if "profiles" not in mine:
-            if not settings["profiles_domain"] or (
-                request["kind"] == "reached" and not settings["profiles_object_type"]
-            ):
+            kind = request["outcome"]["kind"]
+            if not settings["profiles_domain"] or (kind == "reached" and not settings["profiles_object_type"]):
                 mine["profiles"] = SinkStatus.OFF.value
-            elif request["kind"] == "reached":
-                objects.append({"outcome_id": outcome_id, "object": request["profile_object"]})
-            else:
-                search = request.get("profile_search") or {
-                    "key_name": settings["profiles_key_name"],
-                    "value": request["user_id"],
-                }
-                if search not in searches:
-                    searches.append(search)
+            elif kind == "reached":
+                objects.append(
+                    {"outcome_id": outcome_id, "object": profile_object(request["outcome"], request["profile_search"])}
+                )
+            elif request["profile_search"] not in searches:
+                searches.append(request["profile_search"])
     return {
         "held": [
             {key: outcome[key] for key in ("user_id", "outcome_id", "attempts")}
-            | {"kind": outcome["request"]["kind"], "request": _pieces(outcome["request"])}
+            | {"kind": outcome["request"]["outcome"]["kind"], "request": _pieces(outcome["request"])}
             for outcome in held
         ],
         "decided": decided,
@@ -213,11 +217,13 @@ def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mappin
 
 
 def _pieces(request: Mapping[str, Any]) -> dict[str, Any]:
-    """What the later steps need of a request (not the outcome itself, which EventBridge's entry carries)."""
-    names = ("endpoint_id", "endpoint_identity", "pinpoint_event", "pinpoint_user_attributes", "profile_attributes")
-    return {name: request[name] for name in names if name in request} | {
-        "profile_search": request.get("profile_search")
-    }
+    """What the later steps need of a request (not the whole outcome, which EventBridge's entry carries)."""
+    outcome = request["outcome"]
+    pieces = {name: request[name] for name in ("endpoint_id", "endpoint_identity", "profile_search") if name in request}
+    if outcome["kind"] == "reached":
+        return pieces | {"pinpoint_event": pinpoint_event(outcome)}
+    value = user_attribute(outcome)
+    return pieces | {"user_attributes": {outcome["output"]: [value]}, "profile_attributes": {outcome["output"]: value}}
 
 
 # -- 3. writes --------------------------------------------------------------------------------------------------
@@ -227,7 +233,7 @@ def _failed(answer: Mapping[str, Any]) -> bool:
     return "error" in answer
 
 
-def writes(plan: Mapping[str, Any], first: Mapping[str, Any], settings: Mapping[str, str]) -> dict[str, Any]:
+def writes(plan: Mapping[str, Any], first: Mapping[str, Any]) -> dict[str, Any]:
     """Once Pinpoint's GetUserEndpoints and Customer Profiles' SearchProfiles answered: each outcome's endpoint
     (the one its user's latest event named only if it is one of the user's own, else the user's first), the
     `UpdateEndpoint`s, the Pinpoint events in `PutEvents` requests, the `UpdateProfile`s; and the results these
@@ -263,14 +269,11 @@ def writes(plan: Mapping[str, Any], first: Mapping[str, Any], settings: Mapping[
                         "endpoint_id": endpoint,
                         # Only the user's attribute: nothing that changes the endpoint's channel or opt-out; an
                         # endpoint:<id> identity names no user id, so the endpoint keeps whatever user it has.
-                        "request": {"User": {**user, "UserAttributes": request["pinpoint_user_attributes"]}},
+                        "request": {"User": {**user, "UserAttributes": request["user_attributes"]}},
                     }
                 )
         if "profiles" not in mine and outcome["kind"] != "reached":
-            search = request.get("profile_search") or {
-                "key_name": settings["profiles_key_name"],
-                "value": outcome["user_id"],
-            }
+            search = request["profile_search"]
             profile = profile_of[(search["key_name"], search["value"])]
             if profile is None:
                 mine["profiles"] = SinkStatus.FAILED.value

@@ -20,7 +20,7 @@ def shape(event: dict[str, Any]) -> dict[str, Any]:
     if step == "sends":
         return delivery_batch.sends(event["read"], execution=event["execution"], settings=event["settings"])
     if step == "writes":
-        return delivery_batch.writes(event["plan"], event["first"], event["settings"])
+        return delivery_batch.writes(event["plan"], event["first"])
     if step == "settle":
         return delivery_batch.settle(
             event["plan"],
