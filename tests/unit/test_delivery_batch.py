@@ -21,6 +21,7 @@ SETTINGS = {
     "event_bus": "bus",
     "pinpoint_application_id": "app",
     "profiles_domain": "domain",
+    "profiles_key_name": "_profileId",
     "profiles_object_type": "Outcome",
 }
 
@@ -82,6 +83,17 @@ def test_the_claims_hold_every_outcome_for_this_execution_in_one_transaction() -
     too_many = {"outcomes": [{"user_id": "u", "outcome_id": f"o{n}", "stale_before": "T"} for n in range(101)]}
     with pytest.raises(ValueError, match="at most 100"):
         delivery_batch.claims(too_many, table="audit", execution=ME, now="N")
+
+
+def test_an_outcome_committed_before_the_outbox_kept_it_alone_is_still_delivered() -> None:
+    old = _item("ann", OutcomeKind.REACHED)
+    request = json.loads(old["Item"]["request"]["S"])
+    del request["profile_search"]  # what a user's request lacked, besides pieces now derived when sent
+    request |= {"kind": "reached", "detail_type": "TargetReached", "pinpoint_event": {}, "profile_object": "{}"}
+    old["Item"]["request"] = {"S": json.dumps(request)}
+    plan = delivery_batch.sends([old], execution=ME, settings=SETTINGS)
+    assert json.loads(plan["profile_objects"][0]["object"])["_profileId"] == "ann"
+    assert plan["pinpoint_users"] == ["ann"] and plan["eventbridge"][0]["entries"][0]["DetailType"] == "TargetReached"
 
 
 def test_only_the_outcomes_this_execution_holds_are_sent() -> None:

@@ -137,7 +137,16 @@ def _lacks(delivery: Mapping[str, str], sink: str) -> bool:
     return SinkStatus(delivery.get(sink, SinkStatus.PENDING)) in LACKING
 
 
-def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str) -> list[dict[str, Any]]:
+def _request(text: str, profile_key: str) -> dict[str, Any]:
+    """An outbox item's request. An item committed before the outbox kept the outcome alone names no profile
+    search for a user id: the user's is by `profile_key` (the pieces it kept pre-shaped are derived again)."""
+    request: dict[str, Any] = json.loads(text)
+    if "profile_search" not in request:
+        request["profile_search"] = {"key_name": profile_key, "value": request["outcome"]["user_id"]}
+    return request
+
+
+def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str, profile_key: str) -> list[dict[str, Any]]:
     """The outcomes this execution holds (its claim succeeded): each one's request, sinks' states and attempts.
     An outcome no sink lacks any more, abandoned, or held by another execution is not among them."""
     held = []
@@ -149,7 +158,7 @@ def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str) -> list[dic
             {
                 "user_id": item["user_id"]["S"],
                 "outcome_id": item["outcome_id"]["S"],
-                "request": json.loads(item["request"]["S"]),
+                "request": _request(item["request"]["S"], profile_key),
                 "delivery": {sink: str(_plain(item.get("delivery", {"M": {}})).get(sink, "pending")) for sink in SINKS},
                 "attempts": int(item["delivery_attempts"]["N"]),
             }
@@ -159,7 +168,7 @@ def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str) -> list[dic
 
 def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mapping[str, str]) -> dict[str, Any]:
     """What each sink that lacks a held outcome is sent first, and what is already decided without a call."""
-    held = held_outcomes(read, execution)
+    held = held_outcomes(read, execution, settings["profiles_key_name"])
     decided: dict[str, dict[str, str]] = {}
     entries, eventbridge_of = [], []
     users: list[str] = []
