@@ -170,8 +170,17 @@ def test_the_checks_want_every_task_to_retry_its_service_throttling() -> None:
     def no_retry(d: dict[str, Any]) -> None:
         del d["States"]["CountAbandoned"]["Retry"]
 
+    def eventbridge_throttling_not_retried(d: dict[str, Any]) -> None:
+        publish = d["States"]["SendFirst"]["Branches"][0]["States"]["PublishOutcomes"]["ItemProcessor"]["States"]
+        publish["PublishBatch"]["Retry"][0]["ErrorEquals"] = ["EventBridge.InternalException"]
+
     assert throttling_problems(_delivery_mutated(no_retry)) == [
         "(top)CountAbandoned: does not retry throttling (CloudWatch.CloudWatchException)"
+    ]
+    # The AWS SDK integration names the service eventbridge: its throttling is EventBridge.ThrottlingException.
+    assert throttling_problems(_delivery_mutated(eventbridge_throttling_not_retried)) == [
+        "SendFirst.branch[0]/PublishOutcomes.processor/PublishBatch: does not retry throttling "
+        "(EventBridge.ThrottlingException)"
     ]
 
 
