@@ -123,11 +123,14 @@ class CapacityMeter:
             for table, request in params["RequestItems"].items():
                 for key in request["Keys"]:
                     self._read(table, key, bool(request.get("ConsistentRead")))
+        elif operation == "TransactGetItems":  # twice a strongly consistent read, per item
+            for action in params["TransactItems"]:
+                self._read(action["Get"]["TableName"], action["Get"]["Key"], True, transactional=True)
         elif operation == "GetItem":
             self._read(params["TableName"], params["Key"], bool(params.get("ConsistentRead")))
 
-    def _read(self, table: str, key: dict[str, Any], consistent: bool) -> None:
-        units = _read_units(item_size(self._stored(table, key)), consistent)
+    def _read(self, table: str, key: dict[str, Any], consistent: bool, *, transactional: bool = False) -> None:
+        units = _read_units(item_size(self._stored(table, key)), consistent) * (2 if transactional else 1)
         with self._lock:
             self.read_units += units
 
