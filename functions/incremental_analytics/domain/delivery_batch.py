@@ -1,4 +1,4 @@
-"""One DeliverOutcomes attempt over a batch of outcomes, shaped in three pure steps (docs/delivery.md).
+"""One DeliverOutcomes attempt over a batch of outcomes, shaped in four pure steps (docs/delivery.md).
 
 The workflow does the I/O; these functions only shape it, because JSONPath can neither build a map keyed by data
 (Pinpoint's `BatchItem`), nor pair a batched answer with the outcome it belongs to:
