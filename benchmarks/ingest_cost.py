@@ -78,6 +78,8 @@ class CapacityMeter:
         self.write_units = 0.0
         self.read_units = 0.0
         self.by_table: defaultdict[str, float] = defaultdict(float)  # write units per table (its logical name's stem)
+        # EventBridge bills each entry a PutEvents puts (per 64 KB chunk), not each request.
+        self.eventbridge_entries = 0
         self._local = threading.local()
         self._lock = threading.Lock()
         self._restore: list[tuple[Any, str, Any]] = []
@@ -85,17 +87,23 @@ class CapacityMeter:
 
     # reads: from the request, looking the items up (reads change nothing)
     def __call__(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        if service == "events" and operation == "PutEvents":
+            with self._lock:
+                self.eventbridge_entries += len(params.get("Entries") or [])
         if service != "dynamodb":
             return
         if operation == "BatchGetItem":
             for table, request in params["RequestItems"].items():
                 for key in request["Keys"]:
                     self._read(table, key, bool(request.get("ConsistentRead")))
+        elif operation == "TransactGetItems":  # twice a strongly consistent read, per item
+            for action in params["TransactItems"]:
+                self._read(action["Get"]["TableName"], action["Get"]["Key"], True, transactional=True)
         elif operation == "GetItem":
             self._read(params["TableName"], params["Key"], bool(params.get("ConsistentRead")))
 
-    def _read(self, table: str, key: dict[str, Any], consistent: bool) -> None:
-        units = _read_units(item_size(self._stored(table, key)), consistent)
+    def _read(self, table: str, key: dict[str, Any], consistent: bool, *, transactional: bool = False) -> None:
+        units = _read_units(item_size(self._stored(table, key)), consistent) * (2 if transactional else 1)
         with self._lock:
             self.read_units += units
 
@@ -301,7 +309,7 @@ def main(
     cost = _cost_per_million(
         events_count,
         executions + len(delivered.executions),
-        lambda_calls,
+        lambda_calls + delivery_requests.get("lambda.Invoke", 0),  # delivery's ShapeDelivery steps too
         meter,
         all_requests,
         statistics.median(durations),
@@ -328,6 +336,7 @@ def main(
             "wall_seconds": round(delivery_wall, 1),
             "states_per_outcome": round(sum(delivery_states) / max(outcomes, 1), 1),
             "requests_per_outcome": per_outcome(delivery_requests, outcomes),
+            "lambda_invocations_per_outcome": round(delivery_requests.get("lambda.Invoke", 0) / max(outcomes, 1), 2),
             "write_units_per_outcome": round((meter.write_units - counting_write_units) / max(outcomes, 1), 2),
             "read_units_per_outcome": round((meter.read_units - counting_read_units) / max(outcomes, 1), 2),
         },
@@ -396,7 +405,7 @@ def _cost_per_million(  # noqa: PLR0917 - the measured figures, each once
         * (PRICES["lambda_per_request"] + lambda_seconds * 0.5 * PRICES["lambda_arm_per_gb_second"]),
         "dynamodb": scale
         * (meter.write_units * PRICES["dynamodb_per_write_unit"] + meter.read_units * PRICES["dynamodb_per_read_unit"]),
-        "eventbridge": requests.get("events.PutEvents", 0) * scale * PRICES["eventbridge_per_event"],
+        "eventbridge": meter.eventbridge_entries * scale * PRICES["eventbridge_per_event"],
         "kinesis": 1e6 * 200 / 1e9 * PRICES["kinesis_per_gb"],  # about 200 bytes an event
         "s3": scale
         * (

@@ -190,6 +190,7 @@ THROTTLING_CODES = {
     "customerprofiles": ("ThrottlingException",),
     "cloudwatch": ("Throttling",),
     "events": ("ThrottlingException",),
+    "eventbridge": ("ThrottlingException",),  # the AWS SDK integration's name for the same service
     "states": ("ThrottlingException",),
     "lambda": ("TooManyRequestsException",),
 }

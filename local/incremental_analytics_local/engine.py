@@ -111,7 +111,12 @@ class LocalAws:
             self.endpoint_url = f"http://127.0.0.1:{port}"
         return self.endpoint_url
 
+    def fail_event_entries_next(self, count: int, code: str = "InternalFailure") -> None:
+        """The next `count` PutEvents entries are answered as failed (`ErrorCode`), the request succeeding."""
+        glue.event_entry_faults.remaining, glue.event_entry_faults.code = count, code
+
     def stop(self) -> None:
+        glue.event_entry_faults.remaining = 0
         if self._server is not None:
             self._server.stop()
             self._server = None

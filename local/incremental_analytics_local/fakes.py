@@ -96,7 +96,9 @@ _ENDPOINT_FIELDS = (
 
 
 # Amazon Pinpoint quotas, "Event ingestion quotas" (docs.aws.amazon.com/pinpoint/latest/developerguide/quotas.html):
-# at most 40 attribute and metric keys an event, attribute keys of at most 50 characters, values of at most 200.
+# at most 100 events a PutEvents request; at most 40 attribute and metric keys an event, attribute keys of at most
+# 50 characters, values of at most 200.
+_EVENTS_PER_REQUEST = 100
 _EVENT_KEYS = 40
 _EVENT_KEY_LENGTH = 50
 _EVENT_VALUE_LENGTH = 200
@@ -189,8 +191,11 @@ class FakePinpoint(_FakeService):
 
     def op_PutEvents(self, params: dict[str, Any]) -> dict[str, Any]:
         application_id = params["ApplicationId"]
+        batch = (params.get("EventsRequest") or {}).get("BatchItem") or {}
+        if sum(len(item.get("Events") or {}) for item in batch.values()) > _EVENTS_PER_REQUEST:
+            raise ServiceError("BadRequestException", f"at most {_EVENTS_PER_REQUEST} events a request")
         results: dict[str, Any] = {}
-        for endpoint_id, item in ((params.get("EventsRequest") or {}).get("BatchItem") or {}).items():
+        for endpoint_id, item in batch.items():
             endpoint_request = item.get("Endpoint") or {}
             if endpoint_request:
                 self._update(application_id, endpoint_id, endpoint_request)

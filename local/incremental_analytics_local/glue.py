@@ -20,6 +20,7 @@ import time
 import types
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
@@ -32,6 +33,7 @@ from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import EventsBackend
 from moto.events.models import Rule as EventsRule
 from moto.kinesis.models import KinesisBackend
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -131,7 +133,37 @@ def apply() -> None:
     _execution_logs_in_cloudwatch()
     _logging_configuration_checked()
     _http_invokes_run_the_handler()
+    _event_entries_can_fail()
     _applied.append(True)
+
+
+@dataclass
+class _EntryFaults:
+    remaining: int = 0
+    code: str = "InternalFailure"
+
+
+# The next PutEvents entries EventBridge answers as failed, whatever request carries them (LocalAws sets it).
+event_entry_faults = _EntryFaults()
+
+
+def _event_entries_can_fail() -> None:
+    """EventBridge's PutEvents answers entry by entry: the request succeeds while an entry fails with an
+    `ErrorCode` (EventBridge API reference, PutEventsResultEntry: `InternalFailure` and `ThrottlingException` are
+    the retryable ones) and is not put on the bus. moto never fails an entry it finds valid; this lets a test make
+    the next entries fail as AWS's would, the other entries of the request going through."""
+    original = EventsBackend.put_events
+
+    @functools.wraps(original)
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(events) > 10 or event_entry_faults.remaining <= 0:  # moto refuses more than 10 entries itself
+            return original(self, events)
+        failing = min(event_entry_faults.remaining, len(events))
+        event_entry_faults.remaining -= failing
+        failed = [{"ErrorCode": event_entry_faults.code, "ErrorMessage": "injected entry failure"}] * failing
+        return failed + (original(self, events[failing:]) if events[failing:] else [])
+
+    EventsBackend.put_events = put_events  # type: ignore[method-assign]
 
 
 def _entered_time_as_aws_writes_it() -> None:
@@ -297,10 +329,12 @@ def _serialise_dynamodb() -> None:
 
 
 def _map_more_sdk_services() -> None:
-    """`aws-sdk:customerprofiles:*` names the service as Step Functions does; boto3 calls it customer-profiles.
+    """`aws-sdk:customerprofiles:*` and `aws-sdk:eventbridge:*` name the services as Step Functions does; boto3
+    calls them customer-profiles and events.
     (The error names of every integration are set by _error_names_as_each_integration_raises_them.)"""
     overrides: dict[str, str] = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
-    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn == "customerprofiles"})
+    renamed = ("customerprofiles", "eventbridge")
+    overrides.update({sfn: boto for sfn, boto in aws_rules.SDK_TO_BOTOCORE.items() if sfn in renamed})
 
 
 @functools.cache

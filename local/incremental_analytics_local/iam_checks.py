@@ -144,6 +144,10 @@ def task_needs(name: str, state: Mapping[str, Any], express_machines: set[str]) 
         table = _arn_of(parameters.get("TableName"))
         if action == "transactWriteItems":
             return [Need(item, ANY, name, required=False) for item in TRANSACTION_ACTIONS]
+        if action == "transactGetItems":
+            # DynamoDB developer guide, "Using IAM with DynamoDB transactions": TransactGetItems needs
+            # dynamodb:GetItem on each item it reads (there is no TransactGetItems action).
+            return [Need("dynamodb:GetItem", ANY, name)]
         if table != ANY and "IndexName" in parameters:
             table = f"{table}/index/{parameters['IndexName']}"
         return [Need(f"dynamodb:{operation}", table, name)]

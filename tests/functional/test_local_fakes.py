@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -101,6 +102,27 @@ def test_pinpoint_put_events_answers_per_item(aws: LocalAws) -> None:
     assert codes == {("e1", "injected"): 400, ("e1", "late"): 400, ("e2", "ok"): 202, ("e2", "wide"): 400}
     assert {result["EndpointItemResponse"]["StatusCode"] for result in results.values()} == {202}
     assert [event["EventId"] for event in aws.pinpoint.events] == ["ok"]  # only what was accepted is kept
+
+
+def test_pinpoint_put_events_takes_at_most_100_events_a_request(aws: LocalAws) -> None:
+    """Amazon Pinpoint quotas, Event ingestion quotas: 100 events a request, whatever the endpoints."""
+    pinpoint = aws.client("pinpoint")
+    event = {"EventType": "trk_x", "Timestamp": "2021-01-28T16:00:00Z"}
+
+    def request(events: int) -> dict[str, Any]:
+        return {
+            "BatchItem": {
+                f"e{n % 7}": {"Endpoint": {}, "Events": {f"o-{m}": event for m in range(n, events, 7)}}
+                for n in range(7)
+            }
+        }
+
+    answer = pinpoint.put_events(ApplicationId=APP, EventsRequest=request(100))
+    assert sum(len(result["EventsItemResponse"]) for result in answer["EventsResponse"]["Results"].values()) == 100
+    with pytest.raises(ClientError) as refused:
+        pinpoint.put_events(ApplicationId=APP, EventsRequest=request(101))
+    assert refused.value.response["Error"]["Code"] == "BadRequestException"
+    assert len(aws.pinpoint.events) == 100
 
 
 def test_a_fake_keeps_the_calls_it_answered(aws: LocalAws) -> None:

@@ -109,19 +109,27 @@ def _delivery_mutated(change: Any) -> dict[str, Any]:
     return definition
 
 
-def _delivery(d: dict[str, Any]) -> dict[str, Any]:
-    """The states of one outcome's attempt (DeliverEach's processor)."""
-    states: dict[str, Any] = d["States"]["DeliverEach"]["ItemProcessor"]["States"]
+def _periods_mutated(change: Any) -> dict[str, Any]:
+    source = next(source for source in SOURCES if source.logical_id == "EvaluatePeriodsStateMachine")
+    definition = copy.deepcopy(source.substituted())
+    change(definition)
+    return definition
+
+
+def _rule(d: dict[str, Any]) -> dict[str, Any]:
+    """The states of one rule's evaluation (EvaluateRules' processor), whose claim is an optimised updateItem."""
+    states: dict[str, Any] = d["States"]["EvaluateRules"]["ItemProcessor"]["States"]
     return states
 
 
-def _sink(d: dict[str, Any], position: int) -> dict[str, Any]:
-    """The states of one sink's branch, in SINKS order: eventbridge, pinpoint, profiles."""
-    states: dict[str, Any] = _delivery(d)["Sinks"]["Branches"][position]["States"]
+def _lookup(d: dict[str, Any]) -> dict[str, Any]:
+    """The states of one user's Pinpoint lookup (SendFirst's branch in SINKS order: eventbridge, pinpoint, ...)."""
+    branch = d["States"]["SendFirst"]["Branches"][1]["States"]
+    states: dict[str, Any] = branch["FindUserEndpoints"]["ItemProcessor"]["States"]
     return states
 
 
-PINPOINT = "DeliverEach.processor/Sinks.branch[1]/"
+PINPOINT = "SendFirst.branch[1]/FindUserEndpoints.processor/"
 
 
 def test_the_checks_know_which_errors_each_integration_raises() -> None:
@@ -130,46 +138,61 @@ def test_the_checks_know_which_errors_each_integration_raises() -> None:
         writes["WriteEvents"]["Retry"][0]["ErrorEquals"][0] = "DynamoDB.ProvisionedThroughputExceededException"
 
     def suffixed_step_functions_name(d: dict[str, Any]) -> None:
-        _delivery(d)["Delivered"]["Catch"][0]["ErrorEquals"] = ["StepFunctions.ExecutionAlreadyExistsException"]
+        _rule(d)["MarkEvaluated"]["Catch"][0]["ErrorEquals"] = ["StepFunctions.ExecutionAlreadyExistsException"]
 
     def unsuffixed_dynamodb_name(d: dict[str, Any]) -> None:
-        _delivery(d)["Claim"]["Retry"][0]["ErrorEquals"][2] = "DynamoDB.RequestLimitExceeded"
+        _rule(d)["ClaimEvaluation"]["Retry"][0]["ErrorEquals"][2] = "DynamoDB.RequestLimitExceeded"
+
+    def optimised_name_on_sdk_claim(d: dict[str, Any]) -> None:
+        d["States"]["ClaimAll"]["Catch"][0]["ErrorEquals"] = ["DynamoDB.TransactionCanceledException"]
 
     found = error_name_problems(_mutated(optimised_name_on_sdk_task))
     assert found == [
         "Apply.branch[0]/StoreTimeSeries.processor/WriteEvents: aws-sdk:dynamodb:batchWriteItem never raises "
         "DynamoDB.ProvisionedThroughputExceededException (its errors are DynamoDb.*)"
     ]
-    assert error_name_problems(_delivery_mutated(suffixed_step_functions_name)) == [
-        "DeliverEach.processor/Delivered: dynamodb:updateItem never raises "
+    assert error_name_problems(_periods_mutated(suffixed_step_functions_name)) == [
+        "EvaluateRules.processor/MarkEvaluated: dynamodb:updateItem never raises "
         "StepFunctions.ExecutionAlreadyExistsException (its errors are DynamoDB.*)"
     ]
     # The optimised integration names errors by the Java SDK's exception classes: RequestLimitExceededException.
-    assert error_name_problems(_delivery_mutated(unsuffixed_dynamodb_name)) == [
-        "DeliverEach.processor/Claim: dynamodb:updateItem never raises DynamoDB.RequestLimitExceeded "
+    assert error_name_problems(_periods_mutated(unsuffixed_dynamodb_name)) == [
+        "EvaluateRules.processor/ClaimEvaluation: dynamodb:updateItem never raises DynamoDB.RequestLimitExceeded "
         "(its errors are DynamoDB.*)"
+    ]
+    assert error_name_problems(_delivery_mutated(optimised_name_on_sdk_claim)) == [
+        "(top)ClaimAll: aws-sdk:dynamodb:transactWriteItems never raises DynamoDB.TransactionCanceledException "
+        "(its errors are DynamoDb.*)"
     ]
 
 
 def test_the_checks_want_every_task_to_retry_its_service_throttling() -> None:
     def no_retry(d: dict[str, Any]) -> None:
-        del _sink(d, 0)["EventBridgeAbandons"]["Retry"]
+        del d["States"]["CountAbandoned"]["Retry"]
+
+    def eventbridge_throttling_not_retried(d: dict[str, Any]) -> None:
+        publish = d["States"]["SendFirst"]["Branches"][0]["States"]["PublishOutcomes"]["ItemProcessor"]["States"]
+        publish["PublishBatch"]["Retry"][0]["ErrorEquals"] = ["EventBridge.InternalException"]
 
     assert throttling_problems(_delivery_mutated(no_retry)) == [
-        "DeliverEach.processor/Sinks.branch[0]/EventBridgeAbandons: does not retry throttling "
-        "(CloudWatch.CloudWatchException)"
+        "(top)CountAbandoned: does not retry throttling (CloudWatch.CloudWatchException)"
+    ]
+    # The AWS SDK integration names the service eventbridge: its throttling is EventBridge.ThrottlingException.
+    assert throttling_problems(_delivery_mutated(eventbridge_throttling_not_retried)) == [
+        "SendFirst.branch[0]/PublishOutcomes.processor/PublishBatch: does not retry throttling "
+        "(EventBridge.ThrottlingException)"
     ]
 
 
 def test_the_checks_refuse_sync_and_callback_tasks_in_an_express_workflow() -> None:
     def sync(d: dict[str, Any]) -> None:
-        _delivery(d)["Delivered"]["Resource"] = "arn:aws:states:::states:startExecution.sync:2"
+        d["States"]["ClaimAll"]["Resource"] = "arn:aws:states:::states:startExecution.sync:2"
 
     def callback(d: dict[str, Any]) -> None:
         d["States"]["MatchAndEvaluate"]["Resource"] = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 
     assert express_problems(_delivery_mutated(sync)) == [
-        "DeliverEach.processor/Delivered: arn:aws:states:::states:startExecution.sync:2 in an EXPRESS "
+        "(top)ClaimAll: arn:aws:states:::states:startExecution.sync:2 in an EXPRESS "
         "workflow (Express supports neither .sync nor .waitForTaskToken)"
     ]
     assert len(express_problems(_mutated(callback))) == 1
@@ -177,28 +200,48 @@ def test_the_checks_refuse_sync_and_callback_tasks_in_an_express_workflow() -> N
 
 def test_the_checks_find_reads_of_a_result_field_the_service_may_leave_out() -> None:
     def in_result_selector(d: dict[str, Any]) -> None:
-        _sink(d, 1)["FindUserEndpoints"]["ResultSelector"] = {"ids.$": "$.EndpointsResponse.Item[*].Id"}
+        _lookup(d)["GetUserEndpoints"]["ResultSelector"] = {"ids.$": "$.EndpointsResponse.Item[*].Id"}
+
+    def read_in_the_workflow(d: dict[str, Any]) -> None:
+        states = _lookup(d)
+        states["GetUserEndpoints"].pop("End")
+        states["GetUserEndpoints"]["ResultSelector"] = None
+        states["GetUserEndpoints"].pop("ResultSelector")
+        states["GetUserEndpoints"]["ResultPath"] = "$.endpoints"
+        states["GetUserEndpoints"]["Next"] = "UserEndpointIds"
+        states["UserEndpointIds"] = {
+            "Type": "Pass",
+            "Parameters": {"ids.$": "$.endpoints.EndpointsResponse.Item[*].Id"},
+            "End": True,
+        }
 
     def unguarded(d: dict[str, Any]) -> None:
-        _sink(d, 1)["FindUserEndpoints"]["Next"] = "UserEndpointIds"
+        read_in_the_workflow(d)
 
     def compared_before_found(d: dict[str, Any]) -> None:
-        choice = _sink(d, 1)["AnyEndpoint"]["Choices"][0]
-        choice.pop("IsPresent")
-        choice["IsNull"] = False
+        read_in_the_workflow(d)
+        states = _lookup(d)
+        states["GetUserEndpoints"]["Next"] = "AnyEndpoint"
+        states["AnyEndpoint"] = {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.endpoints.EndpointsResponse.Item[0]", "IsNull": False, "Next": "UserEndpointIds"}
+            ],
+            "Default": "NoUserEndpoints",
+        }
 
     assert unguarded_read_problems(_delivery_mutated(in_result_selector)) == [
-        f"{PINPOINT}FindUserEndpoints: ResultSelector reads $.EndpointsResponse.Item[*].Id, which the service may "
+        f"{PINPOINT}GetUserEndpoints: ResultSelector reads $.EndpointsResponse.Item[*].Id, which the service may "
         "leave out"
     ]
     assert unguarded_read_problems(_delivery_mutated(unguarded)) == [
-        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result "
+        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of GetUserEndpoints's result "
         "without a Choice finding it present"
     ]
     assert unguarded_read_problems(_delivery_mutated(compared_before_found)) == [
-        f"{PINPOINT}AnyEndpoint: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result without a "
+        f"{PINPOINT}AnyEndpoint: reads $.endpoints.EndpointsResponse.Item of GetUserEndpoints's result without a "
         "Choice finding it present",
-        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of FindUserEndpoints's result "
+        f"{PINPOINT}UserEndpointIds: reads $.endpoints.EndpointsResponse.Item of GetUserEndpoints's result "
         "without a Choice finding it present",
     ]
 
@@ -225,7 +268,7 @@ def test_the_iam_check_finds_a_missing_grant(tmp_path: Path) -> None:
         "Action: [mobiletargeting:UpdateEndpoint, mobiletargeting:PutEvents]",
     )
     assert iam_checks.problems(path)["DeliverOutcomesStateMachine"] == [
-        "FindUserEndpoints: needs mobiletargeting:GetUserEndpoints on *, which the role does not grant"
+        "GetUserEndpoints: needs mobiletargeting:GetUserEndpoints on *, which the role does not grant"
     ]
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from incremental_analytics.domain.delivery import SINKS
+from incremental_analytics.domain.delivery_batch import abandoned_metric
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from incremental_analytics_cli.cli import main
 from incremental_analytics_local.asl_checks import state_machines
@@ -68,6 +70,7 @@ def test_a_sink_down_for_three_hourly_runs_then_back(aws: LocalAws, product: Loc
     aws.profiles.fail_next(10_000, "InternalServerException")
 
     product.deliver()
+    first = aws.request_counts()
     start = dt.datetime.now(dt.UTC)
     healthy = {"eventbridge": outcomes, "pinpoint": outcomes}
     for hour in (1, 2, 3):
@@ -80,7 +83,9 @@ def test_a_sink_down_for_three_hourly_runs_then_back(aws: LocalAws, product: Loc
         assert {status["profiles"] for status in _sinks_of(product).values()} == {"failed"}
         assert {int(item["delivery_attempts"]) for item in product.audit_items()} == {hour + 1}
     requests = aws.request_counts()
-    assert requests["events.PutEvents"] == outcomes and requests["pinpoint.GetUserEndpoints"] == outcomes
+    # The hourly runs called neither healthy sink again, not even to look an endpoint up.
+    healthy_calls = ("events.PutEvents", "pinpoint.GetUserEndpoints", "pinpoint.UpdateEndpoint", "pinpoint.PutEvents")
+    assert [requests.get(name, 0) for name in healthy_calls] == [first.get(name, 0) for name in healthy_calls]
 
     aws.profiles.recover()
     product.fire_schedule(start + 4 * HOUR)
@@ -107,7 +112,7 @@ def test_a_slow_sink_does_not_delay_counting(aws: LocalAws, product: LocalProduc
     assert product.counters()[("ann", "aggregate-greenbutton")].count == 3
     assert product.sink_deliveries() == {"eventbridge": 0, "pinpoint": 0, "profiles": 0}
     assert "pinpoint.GetUserEndpoints" not in aws.request_counts()
-    assert not {"Sinks", "PublishOutcome", "Claim"} & set(aws.entered_states(batch.arn))
+    assert not {"ClaimAll", "SendFirst", "PublishBatch", "SendSecond", "Record"} & set(aws.entered_states(batch.arn))
 
     (delivery,) = product.deliver().executions
     # Read from the engine: DescribeExecution refuses Express executions, as on AWS.
@@ -165,13 +170,14 @@ def test_the_alarm_watches_the_abandoned_deliveries_the_workflow_emits() -> None
     }
     (source,) = [source for source in state_machines(TEMPLATE) if source.logical_id == "DeliverOutcomesStateMachine"]
     definition = json.loads(source.text)
-    processor = definition["States"]["DeliverEach"]["ItemProcessor"]["States"]["Sinks"]["Branches"]
-    emitted = {
-        (state["Parameters"]["Namespace"], datum["MetricName"], _dims(datum))
-        for branch in processor
-        for state in branch["States"].values()
+    (namespace,) = [
+        state["Parameters"]["Namespace"]
+        for state in definition["States"].values()
         if state.get("Resource", "").endswith("cloudwatch:putMetricData")
-        for datum in state["Parameters"]["MetricData"]
+    ]
+    # The workflow puts the data ShapeDelivery's settle step counts, one datum a sink that gave up.
+    emitted = {
+        (namespace, datum["MetricName"], _dims(datum)) for datum in (abandoned_metric(sink, 1) for sink in SINKS)
     }
     assert emitted == watched and len(emitted) == 3
 
@@ -249,6 +255,52 @@ def test_a_put_events_item_failure_is_a_failure_and_is_retried(aws: LocalAws, pr
     assert len(product.fired_events()) == 1
     assert product.sink_deliveries() == {"eventbridge": 1, "pinpoint": 1, "profiles": 1}
     assert aws.request_counts()["pinpoint.PutEvents"] == 2
+
+
+def test_one_failed_event_bridge_entry_of_a_batch_fails_that_outcome_alone(
+    aws: LocalAws, product: LocalProduct
+) -> None:
+    users = ["ann", "bob"]
+    seed_endpoints(aws, users)
+    seed_profiles(aws, users)
+    _counted(product, users, [GREENBUTTON, REDBUTTON])
+    aws.fail_event_entries_next(1)  # the first entry of the batch's PutEvents fails, the other three go through
+    (delivery,) = product.deliver().executions
+    assert aws.request_counts()["events.PutEvents"] == 1  # the four outcomes in one request
+    failed = [item for item in product.audit_items() if item["delivery"]["eventbridge"] == "failed"]
+    assert len(failed) == 1 and failed[0]["undelivered"].startswith("P")
+    assert {item["delivery"]["eventbridge"] for item in product.audit_items() if item not in failed} == {"delivered"}
+    assert {
+        status for item in product.audit_items() for sink, status in item["delivery"].items() if sink != "eventbridge"
+    } == {"delivered"}
+    assert len(product.bus_events()) == 3
+
+    product.fire_schedule(dt.datetime.now(dt.UTC) + HOUR)
+    assert {item["delivery"]["eventbridge"] for item in product.audit_items()} == {"delivered"}
+    assert _undelivered(product) == {}
+    # The redelivery sent the one outcome to EventBridge alone: the other sinks had it.
+    assert product.sink_deliveries() == {"eventbridge": 4, "pinpoint": 4, "profiles": 4}
+    assert delivery.status == "SUCCEEDED"
+
+
+def test_one_failed_item_of_a_pinpoint_batch_fails_that_outcome_alone(aws: LocalAws, product: LocalProduct) -> None:
+    users = ["ann", "bob", "cyd"]
+    seed_endpoints(aws, users)
+    seed_profiles(aws, users)
+    product.put_rules([REDBUTTON])
+    for user in users:
+        product.put_events(click(user, "redbutton", n) for n in range(2))
+    product.ingest()
+    aws.pinpoint.fail_events_next(1)  # Pinpoint answers the request, one of its three events with a 400
+    product.deliver()
+    assert aws.request_counts()["pinpoint.PutEvents"] == 1  # three users' endpoints in one request
+    statuses = sorted(item["delivery"]["pinpoint"] for item in product.audit_items())
+    assert statuses == ["delivered", "delivered", "failed"] and len(product.fired_events()) == 2
+
+    product.fire_schedule(dt.datetime.now(dt.UTC) + HOUR)
+    assert {item["delivery"]["pinpoint"] for item in product.audit_items()} == {"delivered"}
+    assert sorted(event["EndpointId"] for event in product.fired_events()) == [f"endpoint-{user}" for user in users]
+    assert product.sink_deliveries() == {"eventbridge": 3, "pinpoint": 3, "profiles": 3}
 
 
 def test_an_outbox_batch_delivered_twice_reaches_each_sink_once(aws: LocalAws, product: LocalProduct) -> None:

@@ -48,11 +48,14 @@ def _succeeded(executions: Any) -> None:
     ]
 
 
-def _ingest(product: LocalProduct, events: list[dict[str, Any]], **options: Any) -> None:
-    """Count the events, then deliver their outcomes from the outbox's stream (a sink that fails is recorded)."""
+def _ingest(
+    product: LocalProduct, events: list[dict[str, Any]], *, deliver_twice: bool = False, **options: Any
+) -> None:
+    """Count the events, then deliver their outcomes from the outbox's stream (a sink that fails is recorded);
+    `deliver_twice`: the outbox's Pipe delivers each batch again (its outcomes are then claimed one by one)."""
     product.put_events(events)
     _succeeded(product.ingest(**options).executions)
-    _succeeded(product.deliver().executions)
+    _succeeded(product.deliver(redeliver=1.0 if deliver_twice else 0.0, seed=3).executions)
 
 
 def _commit_concurrently(
@@ -90,7 +93,8 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
     aws.fail_next("s3", "GetObject", 1, "AccessDenied", 403)
     assert product.upload_rules_file("unread.csv", SHEET).error == "RulesRejected"
     product.put_rules([GREEN, RED, GREENBUTTON_DATE])
-    # IngestBatch: outcomes to every sink, a reset rule's events, a bad record, a redelivered batch.
+    # IngestBatch: outcomes to every sink, a reset rule's events, a bad record, a redelivered batch;
+    # DeliverOutcomes: each batch of the outbox's stream delivered twice.
     product.put_records([("u1", b"{broken json")])
     _ingest(
         product,
@@ -101,6 +105,7 @@ def _run_the_product(aws: LocalAws, product: LocalProduct) -> None:
         ],
         redeliver=1.0,
         seed=3,
+        deliver_twice=True,
     )
     # Two executions commit one user and rule at once: the later transaction is cancelled, then resolved.
     _commit_concurrently(

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from incremental_analytics.adapters.dynamodb_items import claim_key, timeseries_events, timeseries_items
-from incremental_analytics.domain.delivery import delivery_item
+from incremental_analytics.domain.delivery import delivery_item, profile_object, user_attribute
 from incremental_analytics.domain.events import Event, IdentityMode
 from incremental_analytics.domain.outcomes import OutcomeKind, make_outcome
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
@@ -45,10 +45,11 @@ def _delivery(identity: str, kind: OutcomeKind, endpoint_id: str | None = "named
 def test_a_user_is_addressed_by_the_endpoint_its_event_named_and_its_profile_key() -> None:
     item = _delivery("u1", OutcomeKind.QUALIFIED)
     assert item["endpoint_id"] == "named-by-an-event"
-    assert "endpoint_identity" not in item and "profile_search" not in item
-    assert item["pinpoint_user_attributes"] == {"trk_x": ["ready"]}
+    assert "endpoint_identity" not in item and item["profile_search"] == {"key_name": "_profileId", "value": "u1"}
+    assert user_attribute(item["outcome"]) == "ready"
     reached = _delivery("u1", OutcomeKind.REACHED)
-    assert json.loads(str(reached["profile_object"]))["_profileId"] == "u1"
+    owner = json.loads(profile_object(reached["outcome"], reached["profile_search"]))
+    assert owner["_profileId"] == "u1"
 
 
 @pytest.mark.parametrize("kind", list(OutcomeKind))
@@ -57,9 +58,9 @@ def test_an_endpoint_identity_is_addressed_by_its_endpoint(kind: OutcomeKind) ->
     assert item["endpoint_id"] == "e-42"  # never the endpoint some event named
     assert item["endpoint_identity"] is True
     assert item["profile_search"] == {"key_name": "ep", "value": "e-42"}
-    assert item["user_id"] == "endpoint:e-42"  # the outcome keeps the identity
+    assert item["outcome"]["user_id"] == "endpoint:e-42"  # the outcome keeps the identity
     if kind is OutcomeKind.REACHED:
-        owner = json.loads(str(item["profile_object"]))
+        owner = json.loads(profile_object(item["outcome"], item["profile_search"]))
         assert owner["ep"] == "e-42" and "_profileId" not in owner
 
 
@@ -69,7 +70,8 @@ def test_an_endpoint_id_unfit_for_the_workflows_json_is_not_addressed() -> None:
 
 def test_anonymous_identities_are_user_ids_to_the_sinks() -> None:
     item = _delivery("anonymous:a1", OutcomeKind.QUALIFIED, endpoint_id=None)
-    assert item["endpoint_id"] is None and "profile_search" not in item
+    assert item["endpoint_id"] is None and "endpoint_identity" not in item
+    assert item["profile_search"] == {"key_name": "_profileId", "value": "anonymous:a1"}
 
 
 def test_a_long_event_id_is_claimed_by_its_hash_within_the_sort_key_limit() -> None:

@@ -309,9 +309,9 @@ def pending_partitions(shards: int) -> list[str]:
 
 
 def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> dict[str, Any]:
-    """An outcome as the audit table keeps it: what the sinks are sent (`request`, which holds the outcome
-    and its evidence) as one JSON text, the fields that keys and indexes need, and the delivery state: every
-    sink pending, no attempt yet."""
+    """An outcome as the audit table keeps it: the outcome with its evidence and whom the sinks address
+    (`request`, domain/delivery.py's `delivery_item`) as one JSON text, the fields that keys and indexes need, and
+    the delivery state: every sink pending, no attempt yet."""
     outcome = delivery["outcome"]
     return item_to_dynamo(
         {
@@ -322,7 +322,6 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> 
             "output": outcome["output"],
             "cycle": outcome["cycle"],
             "occurred_at": outcome["occurred_at"],
-            "execution": outcome["execution"],
             "committed_at": committed_at,
             "request": json.dumps(delivery, sort_keys=True, separators=(",", ":")),
             "delivery": initial_delivery(),

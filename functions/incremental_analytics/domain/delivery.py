@@ -1,8 +1,7 @@
 """Delivery of outcomes to the sinks (docs/delivery.md): what each sink is sent, and the per-sink delivery state.
 
-What each sink receives is shaped once, here, when the outcome is committed to the outbox: Step Functions'
-JSONPath cannot build a map whose key is data (an attribute named after the rule's output), so the workflow only
-moves these pieces to the sinks' APIs.
+The outbox keeps each outcome once, with whom the sinks address (`delivery_item`); what each sink is sent is
+derived from it here when it is sent (by DeliverOutcomes' ShapeDelivery steps, domain/delivery_batch.py).
 
 Each outbox item records, per sink, where the outcome stands. The DeliverOutcomes workflow sends an outcome only
 to the sinks that still lack it (`pending` or `failed`); the scheduled redelivery takes up outcomes some sink
@@ -158,7 +157,8 @@ def safe_endpoint(endpoint_id: str | None) -> str | None:
 def delivery_item(
     outcome: Outcome, *, endpoint_id: str | None, profile_key: str, profile_endpoint_key: str
 ) -> dict[str, Any]:
-    """One outcome's delivery request, as the outbox keeps it: the outcome plus each sink's request pieces.
+    """One outcome's delivery request, as the outbox keeps it: the outcome and whom the sinks address. What each
+    sink is sent is derived from it when it is sent (the functions below), so the outbox holds the outcome once.
 
     An `endpoint:<id>` identity (docs/events.md) is addressed by that endpoint, whatever an event named: Pinpoint
     updates that endpoint (its user attributes, never its user id) or puts the event to it, and Customer Profiles
@@ -169,35 +169,49 @@ def delivery_item(
     addressed = endpoint_of_identity(outcome.user_id)
     item: dict[str, Any] = {
         "outcome": outcome.to_dict(),
-        "user_id": outcome.user_id,
-        "outcome_id": outcome.outcome_id,
-        "kind": outcome.kind.value,
-        "detail_type": DETAIL_TYPES[outcome.kind],
         "endpoint_id": safe_endpoint(endpoint_id if addressed is None else addressed),
+        "profile_search": {"key_name": profile_key, "value": outcome.user_id}
+        if addressed is None
+        else {"key_name": profile_endpoint_key, "value": addressed},
     }
     if addressed is not None:
         item["endpoint_identity"] = True
-        item["profile_search"] = {"key_name": profile_endpoint_key, "value": addressed}
-    profile_owner = {profile_key: outcome.user_id} if addressed is None else {profile_endpoint_key: addressed}
-    if outcome.kind is OutcomeKind.REACHED:
-        item["pinpoint_event"] = {
-            "EventType": outcome.output,
-            "Timestamp": outcome.occurred_at,
-            "Attributes": {"rule_id": outcome.rule_id, "outcome_id": outcome.outcome_id, "cycle": str(outcome.cycle)},
-        }
-        item["profile_object"] = json.dumps(
-            {
-                **profile_owner,
-                "event_type": outcome.output,
-                "rule_id": outcome.rule_id,
-                "outcome_id": outcome.outcome_id,
-                "cycle": outcome.cycle,
-                "occurred_at": outcome.occurred_at,
-            },
-            sort_keys=True,
-        )
-    else:
-        value = _ATTRIBUTE_VALUE[outcome.kind]
-        item["pinpoint_user_attributes"] = {outcome.output: [value]}
-        item["profile_attributes"] = {outcome.output: value}
     return item
+
+
+def detail_type(outcome: Mapping[str, Any]) -> str:
+    """EventBridge's detail type of an outcome (docs/delivery.md)."""
+    return DETAIL_TYPES[OutcomeKind(outcome["kind"])]
+
+
+def pinpoint_event(outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """A reached outcome's Pinpoint event: its output as the event type, at the time the target was reached."""
+    return {
+        "EventType": outcome["output"],
+        "Timestamp": outcome["occurred_at"],
+        "Attributes": {
+            "rule_id": outcome["rule_id"],
+            "outcome_id": outcome["outcome_id"],
+            "cycle": str(outcome["cycle"]),
+        },
+    }
+
+
+def user_attribute(outcome: Mapping[str, Any]) -> str:
+    """What a qualified or disqualified outcome sets its output attribute to: "ready" or "notready"."""
+    return _ATTRIBUTE_VALUE[OutcomeKind(outcome["kind"])]
+
+
+def profile_object(outcome: Mapping[str, Any], search: Mapping[str, str]) -> str:
+    """A reached outcome's Customer Profiles object (JSON text), carrying the key that finds its profile."""
+    return json.dumps(
+        {
+            search["key_name"]: search["value"],
+            "event_type": outcome["output"],
+            "rule_id": outcome["rule_id"],
+            "outcome_id": outcome["outcome_id"],
+            "cycle": outcome["cycle"],
+            "occurred_at": outcome["occurred_at"],
+        },
+        sort_keys=True,
+    )

@@ -20,7 +20,9 @@ from incremental_analytics.domain.rules import parse_instant
 from incremental_analytics.observability import logger, metrics, tracer
 from incremental_analytics.settings import Settings
 
-PAGE_SIZE = 50  # outcomes per DeliverOutcomes execution
+# Outcomes per DeliverOutcomes execution, as many as the outbox Pipe's batches: an execution carries all its
+# outcomes' items in one state (256 KiB at most), and claims them in one transaction.
+PAGE_SIZE = 10
 # Outcomes redelivered per shard and run: the state payload stays far below 256 KiB with the longest keys
 # (user ids of 256 characters), and a recovering sink is not flooded; the rest wait for the next run.
 PER_RUN = 400

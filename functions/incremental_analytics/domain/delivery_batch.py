@@ -1,0 +1,417 @@
+"""One DeliverOutcomes attempt over a batch of outcomes, shaped in four pure steps (docs/delivery.md).
+
+The workflow does the I/O; these functions only shape it, because JSONPath can neither build a map keyed by data
+(Pinpoint's `BatchItem`), nor pair a batched answer with the outcome it belongs to:
+
+1. `claims`: the keys of the execution's input, the one `TransactWriteItems` that holds them all for this
+   execution, and the one `TransactGetItems` that reads them back;
+2. `sends`: from the items this execution holds, what each sink that lacks an outcome is sent first:
+   EventBridge entries (10 a `PutEvents`), the users whose Pinpoint endpoints to look up (once a user), the
+   Customer Profiles searches (once a key) and profile objects;
+3. `writes`: once the lookups answered, each outcome's Pinpoint endpoint (one of the user's own), its
+   `UpdateEndpoint`, the reached outcomes' Pinpoint events (up to 100 a `PutEvents`), each `UpdateProfile`;
+4. `settle`: every sink's result per outcome, the outbox items as they are to be put back (`BatchWriteItem`,
+   25 a request), and the abandoned deliveries to count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from incremental_analytics.domain.delivery import (
+    LACKING,
+    SINKS,
+    SinkStatus,
+    detail_type,
+    pinpoint_event,
+    profile_object,
+    user_attribute,
+)
+
+# EventBridge API reference, PutEvents: `Entries` holds 1 to 10 entries.
+EVENTBRIDGE_ENTRIES_PER_REQUEST = 10
+# Amazon Pinpoint developer guide, "Amazon Pinpoint quotas", Event ingestion quotas
+# (docs.aws.amazon.com/pinpoint/latest/developerguide/quotas.html): at most 100 events a PutEvents request.
+PINPOINT_EVENTS_PER_REQUEST = 100
+# DynamoDB API reference, BatchWriteItem: at most 25 put or delete requests; TransactWriteItems and
+# TransactGetItems: at most 100 actions.
+WRITES_PER_BATCH = 25
+ACTIONS_PER_TRANSACTION = 100
+NAMESPACE = "IncrementalAnalytics"
+ABANDONED_METRIC = "AbandonedDeliveries"
+NEVER_STALE = "1970-01-01T00:00:00.000Z"  # a new outcome from the stream is never taken from an execution
+
+
+def abandoned_metric(sink: str, count: int) -> dict[str, Any]:
+    """One `MetricData` datum of the abandoned-deliveries metric, which AbandonedDeliveriesAlarm sums."""
+    return {
+        "MetricName": ABANDONED_METRIC,
+        "Unit": "Count",
+        "Value": count,
+        "Dimensions": [{"Name": "service", "Value": "incremental-analytics"}, {"Name": "sink", "Value": sink}],
+    }
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+def _key(user_id: str, outcome_id: str) -> dict[str, Any]:
+    return {"user_id": {"S": user_id}, "outcome_id": {"S": outcome_id}}
+
+
+# -- 1. claims --------------------------------------------------------------------------------------------------
+
+
+def input_keys(raw: Any) -> list[dict[str, str]]:
+    """The outcomes of an execution's input, each once: DynamoDB stream records (keys only) from the Pipe, or a
+    page of keys due again from the scheduled redelivery (`{"outcomes": [...]}`, with their `stale_before`)."""
+    if isinstance(raw, Mapping):
+        found = [
+            {"user_id": str(k["user_id"]), "outcome_id": str(k["outcome_id"]), "stale_before": str(k["stale_before"])}
+            for k in raw.get("outcomes") or []
+        ]
+    else:
+        found = [
+            {
+                "user_id": str(record["dynamodb"]["Keys"]["user_id"]["S"]),
+                "outcome_id": str(record["dynamodb"]["Keys"]["outcome_id"]["S"]),
+                "stale_before": NEVER_STALE,
+            }
+            for record in raw or []
+        ]
+    seen: set[tuple[str, str]] = set()
+    keys = []
+    for key in found:
+        if (key["user_id"], key["outcome_id"]) not in seen:
+            seen.add((key["user_id"], key["outcome_id"]))
+            keys.append(key)
+    return keys
+
+
+def claims(raw: Any, *, table: str, execution: str, now: str) -> dict[str, Any]:
+    """The claim of every outcome of the input (one attempt more, held by this execution while it sends) and the
+    reads that follow it. A claim succeeds only for an outcome still pending that no other execution holds (or
+    one whose holder died: a hold older than `stale_before`)."""
+    keys = input_keys(raw)
+    if len(keys) > ACTIONS_PER_TRANSACTION:
+        raise ValueError(f"at most {ACTIONS_PER_TRANSACTION} outcomes an execution, not {len(keys)}")
+    updates = [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": _key(key["user_id"], key["outcome_id"]),
+                "UpdateExpression": "SET claimed_by = :me, attempted_at = :now ADD delivery_attempts :one",
+                "ConditionExpression": "begins_with(undelivered, :pending) AND "
+                "(attribute_not_exists(claimed_by) OR attempted_at < :stale)",
+                "ExpressionAttributeValues": {
+                    ":me": {"S": execution},
+                    ":now": {"S": now},
+                    ":one": {"N": "1"},
+                    ":pending": {"S": "P"},
+                    ":stale": {"S": key["stale_before"]},
+                },
+            }
+        }
+        for key in keys
+    ]
+    reads = [{"Get": {"TableName": table, "Key": _key(key["user_id"], key["outcome_id"])}} for key in keys]
+    return {"count": len(keys), "claims": updates, "reads": reads}
+
+
+# -- 2. sends ---------------------------------------------------------------------------------------------------
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    ((kind, data),) = value.items()
+    if kind == "M":
+        return {name: _plain(element) for name, element in data.items()}
+    if kind == "L":
+        return [_plain(element) for element in data]
+    return data
+
+
+def _lacks(delivery: Mapping[str, str], sink: str) -> bool:
+    return SinkStatus(delivery.get(sink, SinkStatus.PENDING)) in LACKING
+
+
+def _request(text: str, profile_key: str) -> dict[str, Any]:
+    """An outbox item's request. An item committed before the outbox kept the outcome alone names no profile
+    search for a user id: the user's is by `profile_key` (the pieces it kept pre-shaped are derived again)."""
+    request: dict[str, Any] = json.loads(text)
+    if "profile_search" not in request:
+        request["profile_search"] = {"key_name": profile_key, "value": request["outcome"]["user_id"]}
+    return request
+
+
+def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str, profile_key: str) -> list[dict[str, Any]]:
+    """The outcomes this execution holds (its claim succeeded): each one's request, sinks' states and attempts.
+    An outcome no sink lacks any more, abandoned, or held by another execution is not among them."""
+    held = []
+    for answer in read:
+        item = answer.get("Item") or {}
+        if item.get("claimed_by", {}).get("S") != execution:
+            continue
+        held.append(
+            {
+                "user_id": item["user_id"]["S"],
+                "outcome_id": item["outcome_id"]["S"],
+                "request": _request(item["request"]["S"], profile_key),
+                "delivery": {sink: str(_plain(item.get("delivery", {"M": {}})).get(sink, "pending")) for sink in SINKS},
+                "attempts": int(item["delivery_attempts"]["N"]),
+            }
+        )
+    return held
+
+
+def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mapping[str, str]) -> dict[str, Any]:
+    """What each sink that lacks a held outcome is sent first, and what is already decided without a call."""
+    held = held_outcomes(read, execution, settings["profiles_key_name"])
+    decided: dict[str, dict[str, str]] = {}
+    entries, eventbridge_of = [], []
+    users: list[str] = []
+    searches: list[dict[str, str]] = []
+    objects = []
+    for outcome in held:
+        outcome_id, request, delivery = outcome["outcome_id"], outcome["request"], outcome["delivery"]
+        mine = decided.setdefault(outcome_id, {})
+        for sink in SINKS:
+            if not _lacks(delivery, sink):
+                mine[sink] = delivery[sink]  # taken before (or final): never sent again
+        if "eventbridge" not in mine:
+            entries.append(
+                {
+                    "EventBusName": settings["event_bus"],
+                    "Source": "incremental-analytics",
+                    "DetailType": detail_type(request["outcome"]),
+                    "Detail": json.dumps(request["outcome"], sort_keys=True, separators=(",", ":")),
+                }
+            )
+            eventbridge_of.append(outcome_id)
+        if "pinpoint" not in mine:
+            if not settings["pinpoint_application_id"]:
+                mine["pinpoint"] = SinkStatus.OFF.value
+            elif request.get("endpoint_identity"):
+                if request.get("endpoint_id") is None:
+                    mine["pinpoint"] = SinkStatus.NO_ENDPOINT.value
+            elif outcome["user_id"] not in users:
+                users.append(outcome["user_id"])
+        if "profiles" not in mine:
+            kind = request["outcome"]["kind"]
+            if not settings["profiles_domain"] or (kind == "reached" and not settings["profiles_object_type"]):
+                mine["profiles"] = SinkStatus.OFF.value
+            elif kind == "reached":
+                objects.append(
+                    {"outcome_id": outcome_id, "object": profile_object(request["outcome"], request["profile_search"])}
+                )
+            elif request["profile_search"] not in searches:
+                searches.append(request["profile_search"])
+    return {
+        "held": [
+            {key: outcome[key] for key in ("user_id", "outcome_id", "attempts")}
+            | {"kind": outcome["request"]["outcome"]["kind"], "request": _pieces(outcome["request"])}
+            for outcome in held
+        ],
+        "decided": decided,
+        "eventbridge": [
+            {"entries": chunk, "outcomes": eventbridge_of[n * EVENTBRIDGE_ENTRIES_PER_REQUEST :][: len(chunk)]}
+            for n, chunk in enumerate(_chunks(entries, EVENTBRIDGE_ENTRIES_PER_REQUEST))
+        ],
+        "pinpoint_users": users,
+        "profile_searches": searches,
+        "profile_objects": objects,
+    }
+
+
+def _pieces(request: Mapping[str, Any]) -> dict[str, Any]:
+    """What the later steps need of a request (not the whole outcome, which EventBridge's entry carries)."""
+    outcome = request["outcome"]
+    pieces = {name: request[name] for name in ("endpoint_id", "endpoint_identity", "profile_search") if name in request}
+    if outcome["kind"] == "reached":
+        return pieces | {"pinpoint_event": pinpoint_event(outcome)}
+    value = user_attribute(outcome)
+    return pieces | {"user_attributes": {outcome["output"]: [value]}, "profile_attributes": {outcome["output"]: value}}
+
+
+# -- 3. writes --------------------------------------------------------------------------------------------------
+
+
+def _failed(answer: Mapping[str, Any]) -> bool:
+    return "error" in answer
+
+
+def writes(plan: Mapping[str, Any], first: Mapping[str, Any]) -> dict[str, Any]:
+    """Once Pinpoint's GetUserEndpoints and Customer Profiles' SearchProfiles answered: each outcome's endpoint
+    (the one its user's latest event named only if it is one of the user's own, else the user's first), the
+    `UpdateEndpoint`s, the Pinpoint events in `PutEvents` requests, the `UpdateProfile`s; and the results these
+    lookups already decide (`no_endpoint`, `no_profile`, or a failed lookup)."""
+    endpoints_of: dict[str, list[str] | None] = {}  # user -> their endpoint ids; None: the lookup failed
+    for user, answer in zip(plan["pinpoint_users"], first["pinpoint"], strict=True):
+        items = ((answer.get("found") or {}).get("EndpointsResponse") or {}).get("Item") or []
+        endpoints_of[user] = None if _failed(answer) else [str(item["Id"]) for item in items]
+    profile_of: dict[tuple[str, str], str | None] = {}  # (key, value) -> profile id, "" none, None failed
+    for search, answer in zip(plan["profile_searches"], first["profiles"], strict=True):
+        items = (answer.get("found") or {}).get("Items") or []
+        profile_of[(search["key_name"], search["value"])] = (
+            None if _failed(answer) else (str(items[0]["ProfileId"]) if items else "")
+        )
+    decided: dict[str, dict[str, str]] = {key: dict(value) for key, value in plan["decided"].items()}
+    update_endpoints, update_profiles = [], []
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for outcome in plan["held"]:
+        outcome_id, request, mine = outcome["outcome_id"], outcome["request"], decided[outcome["outcome_id"]]
+        if "pinpoint" not in mine:
+            endpoint = _endpoint(outcome, endpoints_of)
+            if endpoint is None:
+                mine["pinpoint"] = SinkStatus.FAILED.value
+            elif endpoint == "":
+                mine["pinpoint"] = SinkStatus.NO_ENDPOINT.value
+            elif outcome["kind"] == "reached":
+                events.append((endpoint, outcome_id, request["pinpoint_event"]))
+            else:
+                user = {} if request.get("endpoint_identity") else {"UserId": outcome["user_id"]}
+                update_endpoints.append(
+                    {
+                        "outcome_id": outcome_id,
+                        "endpoint_id": endpoint,
+                        # Only the user's attribute: nothing that changes the endpoint's channel or opt-out; an
+                        # endpoint:<id> identity names no user id, so the endpoint keeps whatever user it has.
+                        "request": {"User": {**user, "UserAttributes": request["user_attributes"]}},
+                    }
+                )
+        if "profiles" not in mine and outcome["kind"] != "reached":
+            search = request["profile_search"]
+            profile = profile_of[(search["key_name"], search["value"])]
+            if profile is None:
+                mine["profiles"] = SinkStatus.FAILED.value
+            elif profile == "":
+                mine["profiles"] = SinkStatus.NO_PROFILE.value
+            else:
+                update_profiles.append(
+                    {"outcome_id": outcome_id, "profile_id": profile, "attributes": request["profile_attributes"]}
+                )
+    return {
+        "decided": decided,
+        "update_endpoints": update_endpoints,
+        "pinpoint_events": list(_event_requests(events)),
+        "update_profiles": update_profiles,
+    }
+
+
+def _endpoint(outcome: Mapping[str, Any], endpoints_of: Mapping[str, list[str] | None]) -> str | None:
+    """The endpoint to mark: "" when there is none, None when the lookup failed."""
+    request = outcome["request"]
+    if request.get("endpoint_identity"):
+        return str(request["endpoint_id"])
+    ids = endpoints_of[outcome["user_id"]]
+    if ids is None:
+        return None
+    if not ids:
+        return ""
+    named = request.get("endpoint_id")
+    # An event naming another user's endpoint must never move it: the named endpoint only if it is theirs.
+    return str(named) if named in ids else ids[0]
+
+
+def _event_requests(events: Sequence[tuple[str, str, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Pinpoint `PutEvents` requests of at most PINPOINT_EVENTS_PER_REQUEST events, several endpoints each; an
+    endpoint's events keyed by outcome id, with no endpoint fields (nothing of the endpoint changes)."""
+    for chunk in _chunks(events, PINPOINT_EVENTS_PER_REQUEST):
+        batch: dict[str, dict[str, Any]] = {}
+        for endpoint, outcome_id, event in chunk:
+            batch.setdefault(endpoint, {"Endpoint": {}, "Events": {}})["Events"][outcome_id] = event
+        yield {"BatchItem": batch, "outcomes": [[endpoint, outcome_id] for endpoint, outcome_id, _ in chunk]}
+
+
+# -- 4. settle --------------------------------------------------------------------------------------------------
+
+
+def _accepted(status: Any) -> bool:
+    return status in (200, 202)
+
+
+def settle(
+    plan: Mapping[str, Any],
+    wrote: Mapping[str, Any],
+    first: Mapping[str, Any],
+    second: Mapping[str, Any],
+    read: Sequence[Mapping[str, Any]],
+    *,
+    table: str,
+    execution: str,
+    now: str,
+    max_attempts: int,
+) -> dict[str, Any]:
+    """Every sink's result per held outcome; the items as they are put back (the hold released, each sink's
+    state, out of the `undelivered` index once no sink lacks the outcome, `ABANDONED` once a sink gave up on
+    its last attempt); and the deliveries abandoned, per sink, for the metric an alarm watches."""
+    results: dict[str, dict[str, str]] = {key: dict(value) for key, value in wrote["decided"].items()}
+
+    def mark(outcome_id: str, sink: str, ok: bool) -> None:
+        results[outcome_id][sink] = SinkStatus.DELIVERED.value if ok else SinkStatus.FAILED.value
+
+    for request, answer in zip(plan["eventbridge"], first["eventbridge"], strict=True):
+        answered = answer.get("answer") or {}
+        entries = answered.get("Entries") or []
+        for index, outcome_id in enumerate(request["outcomes"]):
+            # Each entry of PutEvents' answer matches the request's entry at its index; one with an ErrorCode
+            # failed, whatever the others did.
+            entry = entries[index] if index < len(entries) else {}
+            mark(outcome_id, "eventbridge", not _failed(answer) and "EventId" in entry and "ErrorCode" not in entry)
+    for item, answer in zip(plan["profile_objects"], first["objects"], strict=True):
+        mark(item["outcome_id"], "profiles", not _failed(answer))
+    for item, answer in zip(wrote["update_endpoints"], second["endpoints"], strict=True):
+        mark(item["outcome_id"], "pinpoint", not _failed(answer))
+    for request, answer in zip(wrote["pinpoint_events"], second["events"], strict=True):
+        answered = ((answer.get("answer") or {}).get("EventsResponse") or {}).get("Results") or {}
+        for endpoint, outcome_id in request["outcomes"]:
+            # Per-item answers: the endpoint's and the event's status must both be 200 or 202.
+            result = answered.get(endpoint) or {}
+            event = (result.get("EventsItemResponse") or {}).get(outcome_id) or {}
+            ok = (
+                not _failed(answer)
+                and _accepted((result.get("EndpointItemResponse") or {}).get("StatusCode"))
+                and _accepted(event.get("StatusCode"))
+            )
+            mark(outcome_id, "pinpoint", ok)
+    for item, answer in zip(wrote["update_profiles"], second["profiles"], strict=True):
+        mark(item["outcome_id"], "profiles", not _failed(answer))
+
+    stored = {(a["Item"]["user_id"]["S"], a["Item"]["outcome_id"]["S"]): a["Item"] for a in read if a.get("Item")}
+    puts, abandoned, outcomes = [], dict.fromkeys(SINKS, 0), []
+    for outcome in plan["held"]:
+        statuses = results[outcome["outcome_id"]]
+        last = outcome["attempts"] >= max_attempts
+        for sink in SINKS:
+            if statuses[sink] == SinkStatus.FAILED and last:
+                statuses[sink] = SinkStatus.ABANDONED.value
+                abandoned[sink] += 1
+        item = {
+            name: value
+            for name, value in stored[(outcome["user_id"], outcome["outcome_id"])].items()
+            if name != "claimed_by"
+        }
+        item["delivery"] = {"M": {sink: {"S": statuses[sink]} for sink in SINKS}}
+        values = set(statuses.values())
+        if SinkStatus.FAILED in values:
+            state = "pending"  # the scheduled redelivery tries the failed sinks again after a backoff
+        elif SinkStatus.ABANDONED in values:
+            state = "abandoned"
+            item["undelivered"] = {"S": "ABANDONED"}
+            item["abandoned_at"] = {"S": now}
+        else:
+            state = "delivered"
+            item.pop("undelivered", None)
+            item["delivered_at"] = {"S": now}
+        puts.append({"PutRequest": {"Item": item}})
+        outcomes.append(
+            {"outcome_id": outcome["outcome_id"], "attempt": outcome["attempts"], "state": state, "sinks": statuses}
+        )
+    return {
+        "records": [{table: chunk} for chunk in _chunks(puts, WRITES_PER_BATCH)],
+        "abandoned": [abandoned_metric(sink, count) for sink, count in abandoned.items() if count],
+        "outcomes": outcomes,
+        "execution": execution,
+    }
