@@ -241,8 +241,9 @@ def test_each_task_retries_its_service_throttling(
     for key in ("Next", "Catch"):
         alone.pop(key, None)
     alone["End"] = True
-    # A Wait first: the fault is set once the execution started (StartExecution may be the throttled call).
-    definition = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "Next": task}, task: alone}}
+    # A Wait first: the fault is set once the execution started (StartExecution may be the throttled call); a
+    # second of real time (1,000 s at the engine's time scale), so that a busy machine still sets it in time.
+    definition = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 1000, "Next": task}, task: alone}}
     sfn = aws.client("stepfunctions")
     machine = sfn.create_state_machine(
         name=f"alone-{abs(hash((logical_id, task, code)))}", roleArn=ROLE, definition=json.dumps(definition)
@@ -251,13 +252,8 @@ def test_each_task_retries_its_service_throttling(
     botocore_service = (aws_rules.SDK_TO_BOTOCORE if kind == "aws-sdk" else aws_rules.OPTIMISED_BOTOCORE).get(
         service, service
     )
-    operation = action[:1].upper() + action[1:]
-    if operation.startswith("Start"):  # the test's own StartExecution must not take the fault: set it after
-        started = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inputs[(logical_id, task)]))
-        aws.fail_next(botocore_service, operation, 1, code)
-    else:  # set before: on a busy machine the Wait may end before a fault set after the start
-        aws.fail_next(botocore_service, operation, 1, code)
-        started = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inputs[(logical_id, task)]))
+    started = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inputs[(logical_id, task)]))
+    aws.fail_next(botocore_service, action[:1].upper() + action[1:], 1, code)
     result = aws.wait_for_execution(started["executionArn"])
     history = aws.history(result.arn)
     scheduled = [event for event in history if event["type"] == "TaskScheduled"]
