@@ -3,17 +3,21 @@ and each shows the patched behaviour working."""
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import hashlib
 import inspect
 import json
 import re
 import subprocess
 import sys
+from decimal import Decimal
 
 import boto3
 import moto
 import pytest
 from botocore.exceptions import ClientError
+from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -25,6 +29,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_callback as callback_service,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.states import States
 
 from incremental_analytics_local import glue
 from incremental_analytics_local.deploy import Stack
@@ -33,6 +38,12 @@ from incremental_analytics_local.pipes import PipeDriver
 from tests.functional.test_local_execution import _put
 
 ROLE = "arn:aws:iam::123456789012:role/r"
+# moto 5.2.5's asl/component/state/state.py, whose history-detail methods glue replaces (see the canary below).
+STATE_MODULE_SHA256 = "70fcbfdfa0d55078f948cdc718b48fa87f472ef8e0b25d6ee06629fe42a78f1a"
+
+
+class Kind(enum.StrEnum):
+    A = "a"
 
 
 def _machine(aws: LocalAws, name: str, definition: dict[str, object], kind: str = "STANDARD") -> str:
@@ -57,6 +68,12 @@ def test_the_moto_source_the_patches_replace_is_unchanged() -> None:
     assert "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)" in inspect.getsource(callback_service)
     assert callback_service._DELAY_SECONDS_SYNC_CONDITION_CHECK == glue.SYNC_CHECK_SECONDS
     assert "EnteredTime=datetime.datetime.now(tz=datetime.timezone.utc).isoformat()" in inspect.getsource(state_module)
+    # _history_details_without_copies: moto's two methods, which it replaces but for the copy.
+    source = inspect.getsource(state_module)
+    assert 'input=to_json_str(env.states.get_input(), separators=(",", ":"))' in source
+    assert 'output=to_json_str(env.states.get_input(), separators=(",", ":"))' in source
+    assert hashlib.sha256(source.encode()).hexdigest() == STATE_MODULE_SHA256
+    assert "clone_input_value = copy.deepcopy(input_value)" in inspect.getsource(States.reset)
 
 
 def test_executions_started_without_a_name_get_distinct_arns(aws: LocalAws) -> None:
@@ -416,3 +433,51 @@ print(json.dumps([answer.get("FunctionError"), json.loads(answer["Payload"].read
     assert error is None
     assert payload["items"] == [{"user": "u1", "event_id": "e1"}]
     assert payload["greeting"].endswith(f"from {function}")
+
+
+def test_copies_of_state_data_are_deep_and_unshared() -> None:
+    glue.apply()
+    value = {"a": [1, 2.5, {"b": None, "c": True}], "s": "é", "big": 10**40, "n": {"m": []}}
+    copied = glue.json_copy(value)
+    assert copied == value and copied is not value
+    assert (
+        copied["a"] is not value["a"]
+        and copied["a"][2] is not value["a"][2]
+        and copied["n"]["m"] is not value["n"]["m"]
+    )
+    assert type(copied["a"][2]["c"]) is bool
+    # What marshal refuses (a datetime, a Decimal, a str subclass) is copied member by member, still deeply.
+    odd = {"when": dt.datetime(2024, 1, 2, tzinfo=dt.UTC), "price": Decimal("1.10"), "kind": Kind.A, "l": [{"x": 1}]}
+    copied = glue.json_copy(odd)
+    assert copied == odd and copied["l"][0] is not odd["l"][0] and copied["kind"] is Kind.A
+    assert glue.json_copy("text") == "text" and glue.json_copy(None) is None
+
+
+def test_attribute_values_are_serialised_as_moto_serialises_them(aws: LocalAws) -> None:
+    item = {
+        "pk": {"S": "user-1"},
+        "n": {"N": "12.50"},
+        "t": {"BOOL": True},
+        "f": {"BOOL": False},
+        "z": {"NULL": True},
+        "b": {"B": b"\x00\x01"},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "m": {"M": {"x": {"S": "y"}, "l": {"L": [{"N": "1"}, {"M": {"deep": {"BOOL": False}}}, {"B": b"\x02"}]}}},
+    }
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="shapes",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="shapes", Item=item)
+    fast = dynamodb.scan(TableName="shapes", ConsistentRead=True)["Items"]
+    direct = BaseJSONSerializer._serialize_type_structure
+    BaseJSONSerializer._serialize_type_structure = glue._original_structure_serialiser  # type: ignore[method-assign]
+    try:
+        walked = dynamodb.scan(TableName="shapes", ConsistentRead=True)["Items"]
+    finally:
+        BaseJSONSerializer._serialize_type_structure = direct  # type: ignore[method-assign]
+    assert fast == walked == [item]
