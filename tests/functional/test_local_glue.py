@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import gc
 import hashlib
 import inspect
 import json
@@ -33,7 +34,7 @@ from moto.stepfunctions.parser.asl.eval.states import States
 
 from incremental_analytics_local import glue
 from incremental_analytics_local.deploy import Stack
-from incremental_analytics_local.engine import LocalAws
+from incremental_analytics_local.engine import GC_THRESHOLDS, LocalAws
 from incremental_analytics_local.pipes import PipeDriver
 from tests.functional.test_local_execution import _put
 
@@ -481,3 +482,10 @@ def test_attribute_values_are_serialised_as_moto_serialises_them(aws: LocalAws) 
     finally:
         BaseJSONSerializer._serialize_type_structure = direct  # type: ignore[method-assign]
     assert fast == walked == [item]
+
+
+def test_the_engine_sets_the_collector_s_thresholds_while_it_runs_and_restores_them() -> None:
+    before = gc.get_threshold()
+    with LocalAws():
+        assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_threshold() == before
