@@ -30,7 +30,7 @@ from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.exceptions import AWSError
-from moto.core.serialize import BaseJSONSerializer
+from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
@@ -123,6 +123,7 @@ def apply() -> None:
     _faster_copies_and_paths()
     _history_details_without_copies()
     _attribute_values_serialised_directly()
+    _attribute_names_tried_once_per_shape()
     _prompt_sync_child_executions()
     _state_machine_targets_of_event_rules()
     _queries_read_their_partition()
@@ -635,6 +636,33 @@ def _attribute_values_serialised_directly() -> None:
         _original_structure_serialiser(self, serialized, value, shape, key)
 
     BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+
+
+_original_possible_keys = XFormedAttributePicker.get_possible_keys
+# (member name, shape, parent shape) -> (shape, parent shape, the names to try): the shapes are kept, so that
+# their ids are not reused while the entry lives.
+_possible_keys: dict[tuple[str, int, int], tuple[Any, Any, tuple[str, ...]]] = {}
+
+
+def _attribute_names_tried_once_per_shape() -> None:
+    """moto's response serialiser finds each member of each answer by trying names: six alias rules, each name
+    also in snake_case, worked out again for every member of every item (a GetRecords of 100 records took
+    a tenth of a second). For a plain dict the names depend only on the member, its shape and the shape's
+    parent: work them out once."""
+
+    def get_possible_keys(self: Any, context: Any) -> Any:
+        if type(context.obj) is not dict or self.alias_providers is not DEFAULT_ALIAS_PROVIDERS:
+            return _original_possible_keys(self, context)
+        shape = context.shape
+        parent = getattr(shape, "parent", None)
+        cache_key = (context.key, id(shape), id(parent))
+        found = _possible_keys.get(cache_key)
+        if found is None or found[0] is not shape or found[1] is not parent:
+            found = (shape, parent, tuple(_original_possible_keys(self, context)))
+            _possible_keys[cache_key] = found
+        return found[2]
+
+    XFormedAttributePicker.get_possible_keys = get_possible_keys  # type: ignore[method-assign]
 
 
 # -- AWS's rules, enforced (aws_rules.py names each one's documentation) ----------------------------------------

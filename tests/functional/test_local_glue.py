@@ -18,7 +18,7 @@ import boto3
 import moto
 import pytest
 from botocore.exceptions import ClientError
-from moto.core.serialize import BaseJSONSerializer
+from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -489,3 +489,47 @@ def test_the_engine_sets_the_collector_s_thresholds_while_it_runs_and_restores_t
     with LocalAws():
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before
+
+
+def test_answers_are_the_same_with_the_serialiser_s_names_worked_out_once(aws: LocalAws) -> None:
+    dynamodb, kinesis, s3, sfn = (aws.client(name) for name in ("dynamodb", "kinesis", "s3", "stepfunctions"))
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    dynamodb.put_item(TableName="t", Item={"pk": {"S": "a"}, "m": {"M": {"l": {"L": [{"N": "1"}, {"SS": ["x"]}]}}}})
+    kinesis.create_stream(StreamName="s", ShardCount=1)
+    kinesis.put_record(StreamName="s", PartitionKey="p", Data=b"\x00data")
+    s3.create_bucket(Bucket="answers")
+    s3.put_object(Bucket="answers", Key="k", Body=b"body")
+    machine = _machine(aws, "m", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+
+    def answers() -> list[object]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName="s", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        found = [
+            dynamodb.describe_table(TableName="t"),
+            dynamodb.scan(TableName="t"),
+            kinesis.describe_stream(StreamName="s"),
+            kinesis.get_records(ShardIterator=iterator),
+            s3.list_objects_v2(Bucket="answers"),
+            sfn.describe_state_machine(stateMachineArn=machine),
+        ]
+        for answer in found:
+            answer.pop("ResponseMetadata")
+            answer.pop("NextShardIterator", None)  # an iterator names the moment it was made
+        return found
+
+    worked_out_once = answers()
+    cached = XFormedAttributePicker.get_possible_keys
+    XFormedAttributePicker.get_possible_keys = glue._original_possible_keys  # type: ignore[method-assign]
+    try:
+        worked_out_each_time = answers()
+    finally:
+        XFormedAttributePicker.get_possible_keys = cached  # type: ignore[method-assign]
+    assert worked_out_once == worked_out_each_time
+    assert glue._possible_keys  # the names were worked out once and kept
