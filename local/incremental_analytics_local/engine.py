@@ -196,12 +196,8 @@ class LocalAws:
         started = time.monotonic()
         deadline = started + deadline_seconds
         running = glue.execution_watch(ACCOUNT_ID, self.region, execution_arn)
-        pause = 0.0005
-        while running():
-            if time.monotonic() > deadline:
-                raise ExecutionTimeout(f"{execution_arn} still running after {deadline_seconds} s")
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.02)  # short executions answer fast; long ones are not polled hard
+        if not glue.wait_until_ended(running, max(0.0, deadline - time.monotonic())):
+            raise ExecutionTimeout(f"{execution_arn} still running after {deadline_seconds} s")
         seconds = time.monotonic() - started
         described = self.describe(execution_arn)
         output = described.get("output")

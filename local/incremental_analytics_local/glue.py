@@ -74,6 +74,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
@@ -124,6 +125,7 @@ def apply() -> None:
     _history_details_without_copies()
     _attribute_values_serialised_directly()
     _attribute_names_tried_once_per_shape()
+    _executions_tell_when_they_end()
     _prompt_sync_child_executions()
     _state_machine_targets_of_event_rules()
     _queries_read_their_partition()
@@ -391,6 +393,38 @@ def execution_watch(account_id: str, region: str, execution_arn: str) -> Callabl
         return status is None or execution.status == "RUNNING"
 
     return running
+
+
+_ended = threading.Condition()
+ENDED_CHECK_SECONDS = 0.05
+
+
+def _executions_tell_when_they_end() -> None:
+    """An execution's end wakes whoever waits for one (wait_until_ended), instead of them polling its status."""
+    original = BaseExecutionWorkerCommunication.terminated
+
+    @functools.wraps(original)
+    def terminated(self: Any) -> None:
+        try:
+            original(self)
+        finally:
+            with _ended:
+                _ended.notify_all()
+
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+
+
+def wait_until_ended(running: Callable[[], bool], timeout_seconds: float) -> bool:
+    """Wait until `running()` is false (an execution_watch): woken when any execution ends, and looking again every
+    ENDED_CHECK_SECONDS whatever happens. False when the timeout passed first."""
+    deadline = time.monotonic() + timeout_seconds
+    with _ended:
+        while running():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _ended.wait(min(left, ENDED_CHECK_SECONDS))
+    return True
 
 
 def execution_history(account_id: str, region: str, execution_arn: str) -> list[dict[str, Any]]:

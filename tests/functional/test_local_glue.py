@@ -31,6 +31,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.states import States
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from incremental_analytics_local import glue
 from incremental_analytics_local.deploy import Stack
@@ -533,3 +535,16 @@ def test_answers_are_the_same_with_the_serialiser_s_names_worked_out_once(aws: L
         XFormedAttributePicker.get_possible_keys = cached  # type: ignore[method-assign]
     assert worked_out_once == worked_out_each_time
     assert glue._possible_keys  # the names were worked out once and kept
+
+
+def test_waiting_for_an_execution_is_woken_by_its_end(aws: LocalAws) -> None:
+    assert "self._reflect_execution_status()" in inspect.getsource(
+        BaseExecutionWorkerCommunication.terminated.__wrapped__
+    )  # type: ignore[attr-defined]
+    assert "self._execution_communication.terminated()" in inspect.getsource(ExecutionWorker)
+    machine = _machine(aws, "woken", {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}})
+    arn = aws.client("stepfunctions").start_execution(stateMachineArn=machine, name="w1")["executionArn"]
+    running = glue.execution_watch("123456789012", aws.region, arn)
+    assert glue.wait_until_ended(running, 60)
+    assert not running() and aws.describe(arn)["status"] == "SUCCEEDED"
+    assert not glue.wait_until_ended(lambda: True, 0.01)  # still running when the timeout passed
