@@ -36,6 +36,7 @@ from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.events.models import Rule as EventsRule
 from moto.kinesis.models import KinesisBackend
+from moto.kinesis.models import Shard as KinesisShard
 from moto.stepfunctions.parser.api import (
     HistoryEventExecutionDataDetails,
     HistoryEventType,
@@ -132,6 +133,7 @@ def apply() -> None:
     _entered_time_as_aws_writes_it()
     _payload_limits()
     _kinesis_record_limit()
+    _kinesis_sequence_ends_read_directly()
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
@@ -795,6 +797,20 @@ def _kinesis_record_limit() -> None:
         return original(self, *args)
 
     KinesisBackend.put_record = put_record  # type: ignore[method-assign,assignment]
+
+
+def _kinesis_sequence_ends_read_directly() -> None:
+    """moto finds a shard's first and last sequence numbers by listing every record's (each PutRecord does, so
+    putting n records took time in n squared): the shard's records are in sequence order, read the ends."""
+
+    def get_min_sequence_number(self: Any) -> int:
+        return next(iter(self.records), 0)
+
+    def get_max_sequence_number(self: Any) -> int:
+        return next(reversed(self.records), 0)
+
+    KinesisShard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
+    KinesisShard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
 
 
 def _terminal_errors_escape_states_all() -> None:

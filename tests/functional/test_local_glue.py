@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.kinesis.models import Shard as KinesisShard
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -548,3 +549,14 @@ def test_waiting_for_an_execution_is_woken_by_its_end(aws: LocalAws) -> None:
     assert glue.wait_until_ended(running, 60)
     assert not running() and aws.describe(arn)["status"] == "SUCCEEDED"
     assert not glue.wait_until_ended(lambda: True, 0.01)  # still running when the timeout passed
+
+
+def test_a_shard_s_sequence_ends_are_its_first_and_last_records(aws: LocalAws) -> None:
+    assert "return list(self.records.keys())[-1]" in inspect.getsource(KinesisShard)  # what the patch replaces
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="ends", ShardCount=1)
+    numbers = [kinesis.put_record(StreamName="ends", PartitionKey="p", Data=b"x")["SequenceNumber"] for _ in range(3)]
+    assert numbers == sorted(numbers, key=int) and len(set(numbers)) == 3
+    (shard,) = kinesis.describe_stream(StreamName="ends")["StreamDescription"]["Shards"]
+    assert shard["SequenceNumberRange"]["StartingSequenceNumber"] == numbers[0]
+    assert KinesisShard(0, 0, 1).get_max_sequence_number() == KinesisShard(0, 0, 1).get_min_sequence_number() == 0
