@@ -22,6 +22,7 @@ from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.kinesis.models import Shard as KinesisShard
+from moto.sqs.models import Queue as SqsQueue
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -560,3 +561,16 @@ def test_a_shard_s_sequence_ends_are_its_first_and_last_records(aws: LocalAws) -
     (shard,) = kinesis.describe_stream(StreamName="ends")["StreamDescription"]["Shards"]
     assert shard["SequenceNumberRange"]["StartingSequenceNumber"] == numbers[0]
     assert KinesisShard(0, 0, 1).get_max_sequence_number() == KinesisShard(0, 0, 1).get_min_sequence_number() == 0
+
+
+def test_taking_a_queue_s_messages_is_receiving_and_deleting_them_all(aws: LocalAws) -> None:
+    assert "if message.visible and not message.delayed" in inspect.getsource(SqsQueue)  # what ReceiveMessage takes
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="taken")["QueueUrl"]
+    for n in range(13):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    later = sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=900)["MessageId"]
+    assert later
+    assert glue.take_visible_messages("123456789012", aws.region, "taken") == [f"m{n}" for n in range(13)]
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
+    assert glue.take_visible_messages("123456789012", aws.region, "taken") == []
