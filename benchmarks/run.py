@@ -42,6 +42,11 @@ def main() -> None:
         "Local AWS: the fixture's Express workflow over 300 records in batches of 10 (Task states per second)",
         [local_engine.task_states_per_second()],
     )
+    table(
+        "Local AWS: `incremental-analytics run` on 2,000 events of the issue workload (median of 3; "
+        "`python -m benchmarks.local_engine --against DIR` compares with another checkout)",
+        local_engine.run_command(),
+    )
     runs = [ingest_cost.main(workload=workload) for workload in ingest_cost.WORKLOADS]
     table(
         "Ingest cost, three workloads of 10,000 events (issue: 500 users, 3 rules; dense: 20 users a batch; "

@@ -22,8 +22,9 @@ from incremental_analytics.domain.dedupe import Seen
 from incremental_analytics.domain.delivery import DETAIL_TYPES, SINKS, SOURCE
 from incremental_analytics.domain.events import ANONYMOUS_PREFIX, ENDPOINT_PREFIX, Event, endpoint_of_identity
 from incremental_analytics.domain.rules import Rule
+from incremental_analytics_local import glue
 from incremental_analytics_local.deploy import Stack, deploy
-from incremental_analytics_local.engine import ExecutionResult, LocalAws
+from incremental_analytics_local.engine import ACCOUNT_ID, ExecutionResult, LocalAws
 from incremental_analytics_local.pipes import PipeDriver, PipeReport, Scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -367,15 +368,9 @@ class LocalProduct:
     def bus_events(self) -> list[dict[str, Any]]:
         """Every outcome event the product's bus accepted so far (UserQualified, UserDisqualified, TargetReached),
         as a subscriber receives them."""
-        sqs = self.aws.client("sqs")
-        with self.aws.uncounted():
-            while True:
-                messages = sqs.receive_message(QueueUrl=self._bus_queue, MaxNumberOfMessages=10).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    self._bus_events.append(json.loads(message["Body"]))
-                    sqs.delete_message(QueueUrl=self._bus_queue, ReceiptHandle=message["ReceiptHandle"])
+        queue_name = self._bus_queue.rsplit("/", 1)[-1]
+        bodies = glue.take_visible_messages(ACCOUNT_ID, self.aws.region, queue_name)
+        self._bus_events.extend(json.loads(body) for body in bodies)
         return list(self._bus_events)
 
     def sink_deliveries(self) -> dict[str, int]:
