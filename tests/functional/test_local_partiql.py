@@ -28,11 +28,9 @@ RULE = Rule("r", RuleType.AGGREGATE, "click", count=CountCondition(Operator.GREA
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def dynamodb(aws: LocalAws) -> Any:
-    client = aws.client("dynamodb")
+def _create_table(client: Any, name: str) -> None:
     client.create_table(
-        TableName=TABLE,
+        TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
@@ -40,6 +38,12 @@ def dynamodb(aws: LocalAws) -> Any:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+@pytest.fixture
+def dynamodb(aws: LocalAws) -> Any:
+    client = aws.client("dynamodb")
+    _create_table(client, TABLE)
     return client
 
 
@@ -150,15 +154,7 @@ def test_a_counter_written_by_statement_is_the_item_a_transaction_writes(aws: Lo
     """One definition of a counter's change (dynamodb_items.counter_change), two renderings: after the same
     commits, the PartiQL statements and the transactions leave the same item, new or updated, ring and memory."""
     other = "counters-tx"
-    dynamodb.create_table(
-        TableName=other,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(dynamodb, other)
     key = {"pk": {"S": "U#u1"}, "sk": {"S": "R#r"}}
     for batch in range(3):
         events = [Contribution(f"e{batch}-{n}", 1_000 * batch + n, Decimal(n)) for n in range(3)]
