@@ -259,22 +259,52 @@ class Positions(dict[tuple[str, str], int]):
         )
 
 
+PUT_RECORDS_RECORDS = 500  # Kinesis PutRecords: at most 500 records a request,
+PUT_RECORDS_BYTES = 5 * 1_048_576  # 5 MiB of data and partition keys in all, 1 MiB a record ("PutRecords")
+
+
 def _put_lines(
     product: LocalProduct, lines: Sequence[bytes], classified: Sequence[Event | Rejected | Ignored]
 ) -> Positions:
-    """Every line on the stream, in file order."""
+    """Every line on the stream, in file order: PutRecords of up to 500 lines (a line too large for it alone by
+    PutRecord, in its place)."""
     kinesis = product.aws.client("kinesis")
     stream = product.table("EventStream")
     positions = Positions()
+    pending: list[tuple[int, str, bytes]] = []
+    pending_bytes = 0
+
+    def flush() -> None:
+        nonlocal pending_bytes
+        if not pending:
+            return
+        records = [{"PartitionKey": key, "Data": line} for _, key, line in pending]
+        answer = kinesis.put_records(StreamName=stream, Records=records)
+        if answer.get("FailedRecordCount"):  # the engine's own calls take no fault: a failure here is a defect
+            raise RuntimeError(f"PutRecords refused {answer['FailedRecordCount']} records of the local stream")
+        for (number, _, _), record in zip(pending, answer["Records"], strict=True):
+            positions[(record["ShardId"], record["SequenceNumber"])] = number
+        pending.clear()
+        pending_bytes = 0
+
     with progress("putting records", len(lines)) as bar, product.aws.uncounted():
         for number, (line, read) in enumerate(zip(lines, classified, strict=True), start=1):
             if len(line) > KINESIS_RECORD_DATA_BYTES:
                 positions.unputtable.append(number)
             else:
                 key = partition_key(line, read, number)
-                answer = kinesis.put_record(StreamName=stream, PartitionKey=key, Data=line)
-                positions[(answer["ShardId"], answer["SequenceNumber"])] = number
+                size = len(line) + len(key.encode())
+                if size > KINESIS_RECORD_DATA_BYTES:  # PutRecords counts the key in a record's MiB
+                    flush()
+                    answer = kinesis.put_record(StreamName=stream, PartitionKey=key, Data=line)
+                    positions[(answer["ShardId"], answer["SequenceNumber"])] = number
+                else:
+                    if len(pending) == PUT_RECORDS_RECORDS or pending_bytes + size > PUT_RECORDS_BYTES:
+                        flush()
+                    pending.append((number, key, line))
+                    pending_bytes += size
             bar.advance()
+        flush()
     return positions
 
 
