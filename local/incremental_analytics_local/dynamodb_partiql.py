@@ -12,7 +12,8 @@ and creates nothing; a non-key equality in the WHERE clause is a condition). Thi
 
 (`<path>`: double-quoted names joined by dots). Anything else is refused as a ValidationException naming the
 subset: the engine may be stricter than DynamoDB, never kinder. Limits and errors ("Running batch operations with
-PartiQL for DynamoDB"; API reference, BatchExecuteStatement and BatchStatementError): 1 to 25 statements; reads
+PartiQL for DynamoDB"; API reference, BatchExecuteStatement and BatchStatementError): 1 to 25 statements of at
+most 8,192 characters; reads
 and writes never mixed; each statement's failure in its response's `Error` (`ConditionalCheckFailed`,
 `DuplicateItem` for an INSERT of a key that exists, `ValidationError`, `ResourceNotFound`), the others written.
 Two statements on one item in a batch are refused as BatchWriteItem refuses them (the engine's choice: the
@@ -30,6 +31,7 @@ from moto.dynamodb.exceptions import ConditionalCheckFailed, MockValidationExcep
 from moto.dynamodb.models import DynamoDBBackend
 
 MAX_STATEMENTS = 25
+MAX_STATEMENT_CHARACTERS = 8_192  # BatchStatementRequest's Statement: 1 to 8,192 characters (API reference)
 
 _NAME = r'"[^"]+"'
 _PATH = rf"{_NAME}(?:\.{_NAME})*"
@@ -75,6 +77,11 @@ def parse(statement: Any) -> _Write:
     """A statement of the subset with its parameters bound, or MockValidationException (the whole request)."""
     text = str(statement.get("Statement", ""))
     parameters = list(statement.get("Parameters") or [])
+    if len(text) > MAX_STATEMENT_CHARACTERS:
+        raise MockValidationException(
+            "1 validation error detected: Value at 'statements.member.statement' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_STATEMENT_CHARACTERS}"
+        )
     if update := _UPDATE.fullmatch(text):
         sets = [_path(match) for match in _SET.findall(update["sets"])]
         where = [_path(match) for match in _CONDITION.findall(update["where"])]

@@ -120,6 +120,20 @@ def test_statements_outside_the_local_subset_are_refused_by_name(dynamodb: Any, 
     assert "runs only PartiQL writes" in refused.value.response["Error"]["Message"]
 
 
+def test_a_statement_holds_at_most_8192_characters(dynamodb: Any) -> None:
+    """API reference, BatchStatementRequest: Statement, 1 to 8,192 characters."""
+    name = "n" * (8_192 - len(_update("a", 1, 2)["Statement"].replace('"count"', '""')))
+    longest = {**_update("a", 1, 2), "Statement": _update("a", 1, 2)["Statement"].replace('"count"', f'"{name}"')}
+    assert len(longest["Statement"]) == 8_192
+    dynamodb.batch_execute_statement(Statements=[_insert("a")])
+    (response,) = dynamodb.batch_execute_statement(Statements=[longest])["Responses"]
+    assert "Error" not in response
+    longer = {**longest, "Statement": longest["Statement"].replace(name, name + "n")}
+    with pytest.raises(ClientError) as refused:
+        dynamodb.batch_execute_statement(Statements=[longer])
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
 def test_the_parameters_must_match_the_placeholders(dynamodb: Any) -> None:
     short = {**_insert("a"), "Parameters": _insert("a")["Parameters"][:2]}
     with pytest.raises(ClientError) as refused:
