@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from incremental_analytics.adapters.dynamodb_items import claim_key, counter_key, item_to_dynamo
 from incremental_analytics.domain import dedupe
 from incremental_analytics.domain.rules import (
     AttributeFilter,
@@ -19,6 +20,7 @@ from incremental_analytics.domain.rules import (
     Rule,
     RuleType,
     SumCondition,
+    iso_instant,
 )
 from incremental_analytics.handlers import match_and_evaluate
 from incremental_analytics.logic.intake import handed_events
@@ -395,3 +397,46 @@ def test_a_counter_too_busy_to_remember_its_ids_claims_them(aws: LocalAws, monke
     product.put_events([events[3]])
     _all_succeeded(product.ingest())
     assert product.counters()[("u1", "aggregate-greenbutton")].count == 5
+
+
+def test_a_counter_written_before_counters_remembered_ids_keeps_its_claims_for_the_retention(aws: LocalAws) -> None:
+    """A stack updated in place: its counters have no `seen`, their events were claimed. A producer's retry of a
+    claimed event is still refused, and new events are claimed too, until the retention after the counter's last
+    write has passed; then the counter remembers its ids itself."""
+    product = LocalProduct(aws, parameters={"DedupeRetentionDays": "3"})
+    product.put_rules([GREENBUTTON])
+    table = product.table("CountersTable")
+    rule = GREENBUTTON
+    written = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with aws.uncounted():  # the counter and claim as the release before wrote them
+        dynamodb = aws.client("dynamodb")
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                **counter_key("u1", rule.rule_id),
+                **item_to_dynamo(
+                    {
+                        "rule_id": rule.rule_id,
+                        "user_id": "u1",
+                        "identity": rule.counting_identity,
+                        "version": 1,
+                        "st": {"count": 1, "sum": 0, "cycle": 0, "qualified": False},
+                        "recent": {"s1": {"i": "order-1", "t": NOW_MS, "v": 0, "n": 1, "c": 0}},
+                        "updated_at": iso_instant(written),
+                    }
+                ),
+            },
+        )
+        expires = int(written.timestamp()) + 3 * 86_400
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                **claim_key("u1", rule.rule_id, rule.counting_identity, "order-1"),
+                "expires_at": {"N": str(expires)},
+            },
+        )
+    retry = click("u1", "greenbutton", 1, event_id="order-1")
+    product.put_events([retry, click("u1", "greenbutton", 2, event_id="order-2")])
+    _all_succeeded(product.ingest())
+    assert product.counters()[("u1", rule.rule_id)].count == 2  # the retry refused, order-2 counted
+    assert product.remembered() == 2  # both claimed: order-1 before the update, order-2 after it

@@ -46,7 +46,7 @@ from incremental_analytics.domain.delivery import initial_delivery
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
-from incremental_analytics.domain.rules import iso_instant, short_hash
+from incremental_analytics.domain.rules import iso_instant, parse_instant, short_hash
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -106,9 +106,12 @@ class StoredCounter:
     seen: Seen = field(default_factory=Seen)
 
 
-def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> StoredCounter:
+def counter_from_item(item: Mapping[str, Any] | None, identity: str, retention_days: int = 0) -> StoredCounter:
     """The counter of a stored item. Counters kept under another counting identity are stale (the rule's meaning
-    changed): the state and its memory start afresh, the version stays for the conditional write."""
+    changed): the state and its memory start afresh, the version stays for the conditional write.
+
+    A counter written before counters remembered their ids has no `seen`: its events were claimed, one claim item
+    each, and those claims stand for the retention after its last write. It goes on claiming until then."""
     if not item:
         return StoredCounter()
     plain = item_from_dynamo(item)
@@ -128,7 +131,10 @@ def counter_from_item(item: Mapping[str, Any] | None, identity: str) -> StoredCo
         qualified=bool(figures.get("qualified", False)),
         recent=recent,
     )
-    seen = Seen({str(day): str(text) for day, text in plain.get("seen", {}).items()}, int(plain.get("claims_until", 0)))
+    claims_until = int(plain.get("claims_until", 0))
+    if "seen" not in plain and plain.get("updated_at"):
+        claims_until = int(parse_instant(str(plain["updated_at"])).timestamp()) + retention_days * 86_400
+    seen = Seen({str(day): str(text) for day, text in plain.get("seen", {}).items()}, claims_until)
     return StoredCounter(state, version, exists=True, whole=False, seen=seen)
 
 

@@ -159,7 +159,9 @@ def commit_plain(
         }
         for group in conflicted:
             rule = Rule.from_dict(group["rule"])
-            counter = items.counter_from_item(reread.get((group["user_id"], rule.rule_id)), rule.counting_identity)
+            counter = items.counter_from_item(
+                reread.get((group["user_id"], rule.rule_id)), rule.counting_identity, config.dedupe_retention_days
+            )
             events = fresh_events(config, counter, [contribution_from_task(data) for data in group["events"]], now)
             if not events:
                 continue
@@ -218,7 +220,9 @@ def evaluate_batch(
     already_counted = 0
     for (user_id, rule_id), group_events in groups.items():
         rule = by_id[rule_id]
-        counter = items.counter_from_item(counters.get((user_id, rule_id)), rule.counting_identity)
+        counter = items.counter_from_item(
+            counters.get((user_id, rule_id)), rule.counting_identity, config.dedupe_retention_days
+        )
         contributions = [Contribution(e.event_id, e.timestamp_ms, rule.value_of(e.metrics)) for e in group_events]
         fresh = fresh_events(config, counter, contributions, now)
         already_counted += len(contributions) - len(fresh)

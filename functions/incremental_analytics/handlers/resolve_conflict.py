@@ -30,7 +30,7 @@ def resolve(group: dict[str, Any], execution: str, now: dt.datetime) -> dict[str
     found = batch_get(client("dynamodb"), config.counters_table, keys)
     counter = next((item for item in found if item["sk"]["S"].startswith("R#")), None)
     claimed = {item["sk"]["S"] for item in found if item["sk"]["S"].startswith("D#")}
-    stored = items.counter_from_item(counter, identity)
+    stored = items.counter_from_item(counter, identity, config.dedupe_retention_days)
     fresh = [
         event
         for event in fresh_events(config, stored, events, now)
