@@ -5,40 +5,22 @@ that carry identities and event ids stay within DynamoDB's limits; the `Identity
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import pytest
 
 from incremental_analytics.adapters.dynamodb_items import claim_key, timeseries_events, timeseries_items
 from incremental_analytics.domain.delivery import delivery_item, profile_object, user_attribute
 from incremental_analytics.domain.events import Event, IdentityMode
-from incremental_analytics.domain.outcomes import OutcomeKind, make_outcome
+from incremental_analytics.domain.outcomes import OutcomeKind
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from incremental_analytics.settings import Settings, SettingsError
+from tests.unit.helpers import ENVIRONMENT, first_outcome
 
 RULE = Rule("r", RuleType.AGGREGATE, "x", count=CountCondition(Operator.GREATER, 0), reset=True)
-ENVIRONMENT = {
-    "RULES_TABLE": "rules",
-    "COUNTERS_TABLE": "counters",
-    "AUDIT_TABLE": "audit",
-    "TIMESERIES_TABLE": "ts",
-    "DATA_BUCKET": "bucket",
-    "EVENT_BUS_NAME": "bus",
-}
 
 
 def _delivery(identity: str, kind: OutcomeKind, endpoint_id: str | None = "named-by-an-event") -> dict[str, object]:
-    outcome = make_outcome(
-        RULE,
-        identity,
-        kind,
-        occasion=1 if kind is OutcomeKind.REACHED else None,
-        occurred_at_ms=1_600_000_000_000,
-        checks=RULE.check(1, Decimal(0)),
-        count=1,
-        total=Decimal(0),
-        contributions=(),
-    )
+    outcome = first_outcome(RULE, identity, kind)
     return delivery_item(outcome, endpoint_id=endpoint_id, profile_key="_profileId", profile_endpoint_key="ep")
 
 

@@ -5,7 +5,6 @@ with its own outcome."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from incremental_analytics.adapters.dynamodb_items import outbox_item
 from incremental_analytics.domain import delivery_batch
 from incremental_analytics.domain.delivery import delivery_item
-from incremental_analytics.domain.outcomes import OutcomeKind, make_outcome
+from incremental_analytics.domain.outcomes import OutcomeKind
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from tests.unit.helpers import first_outcome
 
 ME = "arn:aws:states:us-east-1:1:express:deliver:me"
 SETTINGS = {
@@ -38,17 +38,7 @@ def _item(
 ) -> dict[str, Any]:
     """An outbox item as TransactGetItems answers it once an execution claimed it."""
     rule_ = Rule(rule, RuleType.AGGREGATE, "x", count=CountCondition(Operator.GREATER, 0), reset=True)
-    outcome = make_outcome(
-        rule_,
-        user,
-        kind,
-        occasion=1 if kind is OutcomeKind.REACHED else None,
-        occurred_at_ms=1_600_000_000_000,
-        checks=rule_.check(1, Decimal(0)),
-        count=1,
-        total=Decimal(0),
-        contributions=(),
-    )
+    outcome = first_outcome(rule_, user, kind)
     request = delivery_item(outcome, endpoint_id=endpoint_id, profile_key="_profileId", profile_endpoint_key="ep")
     item = outbox_item(request, "2026-01-01T00:00:00.000Z", 4)
     item["delivery_attempts"] = {"N": str(attempts)}

@@ -24,6 +24,7 @@ from incremental_analytics.domain.periods import evaluate_period
 from incremental_analytics.domain.rules import Operator, Rule, RuleType, SumCondition
 from incremental_analytics.handlers.match_and_evaluate import _timeseries_batches
 from incremental_analytics.settings import Settings
+from tests.unit.helpers import ENVIRONMENT
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "timeseries"
 DAY_MS = 86_400_000
@@ -284,16 +285,7 @@ def test_any_redelivery_or_bisection_evaluates_as_one_delivery(data: st.DataObje
 def test_write_requests_hold_at_most_25_items_and_fit_a_state() -> None:
     """BatchWriteItem takes at most 25 items ("BatchWriteItem", Amazon DynamoDB API Reference); a request and
     what DynamoDB hands back unprocessed beside it must fit a state's 256 KiB."""
-    config = Settings.from_environment(
-        {
-            "RULES_TABLE": "rules",
-            "COUNTERS_TABLE": "counters",
-            "AUDIT_TABLE": "audit",
-            "TIMESERIES_TABLE": "ts",
-            "DATA_BUCKET": "bucket",
-            "EVENT_BUS_NAME": "bus",
-        }
-    )
+    config = Settings.from_environment(ENVIRONMENT)
     many = [Event(str(n), "u", f"type-{n}", BASE_MS) for n in range(60)]  # 60 partitions, an item each
     wide = [Event(str(n), f"u{n % 3}", "x", BASE_MS + n, {f"a{k}": "v" * 200 for k in range(20)}) for n in range(90)]
     largest = normalise(_largest_record(), now_ms=BASE_MS)
