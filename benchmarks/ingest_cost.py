@@ -60,10 +60,45 @@ PRICES = {
 # of the item before and after it (PutItem, UpdateItem, DeleteItem, each BatchWriteItem put), twice that in a
 # transaction; a read 0.5 RRU per 4 KB (rounded up, per item) eventually consistent, 1 strongly consistent, 2 in a
 # transaction, and at least that much for an item that is not there; a Query or Scan per 4 KB of all it reads.
+# Each global secondary index a write touches costs its own units ("Global secondary indexes in DynamoDB", Write
+# capacity units / Provisioned throughput considerations): putting an entry in, or taking one out, 1 WRU per KB of
+# the entry (its keys and projected attributes); an update that changes the index's key, both; one that changes only
+# projected attributes, one write; nothing if the index's entry does not change. The table's part of a transaction
+# counts twice; the index's part is counted once here (indexes are updated after the transaction, as any write's).
 
 
 def _write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
+
+
+def _index_entry(index: Any, item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item's entry in a global secondary index (moto's index: key schema and projection), None if it has none
+    (a sparse index holds only items with its key attributes)."""
+    if item is None or any(name not in item for name in index.schema_key_attrs):
+        return None
+    kind = index.projection.get("ProjectionType", "ALL")
+    if kind == "ALL":
+        return item
+    kept = {*index.table_key_attrs, *index.schema_key_attrs}
+    if kind == "INCLUDE":
+        kept |= set(index.projection.get("NonKeyAttributes", []))
+    return {name: value for name, value in item.items() if name in kept}
+
+
+def index_write_units(indexes: Any, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+    """Write units the global secondary indexes take for one write of an item, from the item before and after."""
+    units = 0
+    for index in indexes:
+        old, new = _index_entry(index, before), _index_entry(index, after)
+        if old == new:
+            continue
+        if old is None or new is None:
+            units += _write_units(item_size(old if new is None else new))
+        elif any(old[name] != new[name] for name in index.schema_key_attrs):
+            units += _write_units(item_size(old)) + _write_units(item_size(new))
+        else:
+            units += _write_units(max(item_size(old), item_size(new)))
+    return units
 
 
 def _read_units(size: int, consistent: bool) -> float:
@@ -78,6 +113,7 @@ class CapacityMeter:
         self.write_units = 0.0
         self.read_units = 0.0
         self.by_table: defaultdict[str, float] = defaultdict(float)  # write units per table (its logical name's stem)
+        self.index_write_units = 0.0  # of the above, what the tables' global secondary indexes took
         # EventBridge bills each entry a PutEvents puts (per 64 KB chunk), not each request.
         self.eventbridge_entries = 0
         self._local = threading.local()
@@ -139,10 +175,15 @@ class CapacityMeter:
                 key = {table.hash_key_attr: attrs[table.hash_key_attr]}
                 if table.range_key_attr is not None:
                     key[table.range_key_attr] = attrs[table.range_key_attr]
-            before = item_size(meter._stored(table_name, key))
+            before = meter._stored(table_name, key)
             result = original(backend, table_name, *args, **kwargs)
-            after = item_size(meter._stored(table_name, key))
-            meter._wrote(table_name, _write_units(max(before, after)))
+            after = meter._stored(table_name, key)
+            indexes = backend.get_table(table_name).global_indexes
+            meter._wrote(
+                table_name,
+                _write_units(max(item_size(before), item_size(after))),
+                index_write_units(indexes, before, after),
+            )
             return result
 
         setattr(owner, name, write)
@@ -167,25 +208,26 @@ class CapacityMeter:
                 meter._local.pending = None  # cancelled: what it tried is not counted here (see note)
                 raise
             pending, meter._local.pending = meter._local.pending, None
-            for table_name, units in pending:
-                meter._count(table_name, 2 * units)
+            for table_name, units, index_units in pending:
+                meter._count(table_name, 2 * units, index_units)
             return result
 
         setattr(owner, name, other)
         self._restore.append((owner, name, original))
 
-    def _wrote(self, table_name: str, units: int) -> None:
+    def _wrote(self, table_name: str, units: int, index_units: int) -> None:
         pending = getattr(self._local, "pending", None)
         if pending is not None:
-            pending.append((table_name, units))
+            pending.append((table_name, units, index_units))
         else:
-            self._count(table_name, units)
+            self._count(table_name, units, index_units)
 
-    def _count(self, table_name: str, units: float) -> None:
+    def _count(self, table_name: str, units: float, index_units: float) -> None:
         stem = next((part for part in table_name.split("-") if part.endswith("Table")), table_name)
         with self._lock:
-            self.write_units += units
-            self.by_table[stem] += units
+            self.write_units += units + index_units
+            self.by_table[stem] += units + index_units
+            self.index_write_units += index_units
 
 
 EVENT_TYPES = ["greenbutton", "redbutton", "purchase", "pageview"]
@@ -291,6 +333,7 @@ def main(
             invocations = dict(aws.lambdas.invocations)
             counting_write_units, counting_read_units = meter.write_units, meter.read_units
             counting_by_table = dict(meter.by_table)
+            counting_index_units = meter.index_write_units
             aws.reset_request_counts()
             started = time.perf_counter()
             delivered = product.deliver()
@@ -328,6 +371,7 @@ def main(
         "execution_seconds_median": round(statistics.median(durations), 3),
         "write_units_per_event": round(counting_write_units / events_count, 3),
         "read_units_per_event": round(counting_read_units / events_count, 3),
+        "index_write_units_per_event": round(counting_index_units / events_count, 3),
         "write_units_per_event_by_table": {
             table: round(units / events_count, 3) for table, units in sorted(counting_by_table.items())
         },
@@ -338,6 +382,9 @@ def main(
             "requests_per_outcome": per_outcome(delivery_requests, outcomes),
             "lambda_invocations_per_outcome": round(delivery_requests.get("lambda.Invoke", 0) / max(outcomes, 1), 2),
             "write_units_per_outcome": round((meter.write_units - counting_write_units) / max(outcomes, 1), 2),
+            "index_write_units_per_outcome": round(
+                (meter.index_write_units - counting_index_units) / max(outcomes, 1), 2
+            ),
             "read_units_per_outcome": round((meter.read_units - counting_read_units) / max(outcomes, 1), 2),
         },
         "cost_per_million_events_usd": cost,
