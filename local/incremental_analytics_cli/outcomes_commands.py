@@ -74,7 +74,8 @@ def redrive_stack(stack_name: str, session: Any, outcome_ids: Iterable[str] = ()
     sfn = session.client("stepfunctions")
     started = []
     for start in range(0, len(keys), PAGE_SIZE):
-        page = [{**key, "stale_before": stale_before} for key in keys[start : start + PAGE_SIZE]]
+        # A redriven outcome's attempts start again from zero.
+        page = [{**key, "attempts": 0, "stale_before": stale_before} for key in keys[start : start + PAGE_SIZE]]
         answer = sfn.start_execution(
             stateMachineArn=outputs["DeliverOutcomesStateMachineArn"], input=json.dumps({"outcomes": page})
         )

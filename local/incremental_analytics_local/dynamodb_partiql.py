@@ -7,11 +7,14 @@ UPDATE's conditions on other attributes. DynamoDB does neither ("PartiQL update 
 WHERE clause must name the full primary key; an UPDATE of a key that does not exist fails ConditionalCheckFailed
 and creates nothing; a non-key equality in the WHERE clause is a condition). This runs a narrow subset strictly:
 
-    UPDATE "<table>" SET <path> = ? [SET <path> = ?]... WHERE <path> = ? [AND <path> = ?]...
+    UPDATE "<table>" SET <path> = ? [SET <path> = ?]... WHERE <term> [AND <term>]...
     INSERT INTO "<table>" VALUE {'<name>': ?[, '<name>': ?]...}
 
-(`<path>`: double-quoted names joined by dots). Anything else is refused as a ValidationException naming the
-subset: the engine may be stricter than DynamoDB, never kinder. Limits and errors ("Running batch operations with
+(`<path>`: double-quoted names joined by dots; `<term>`: `<path> = ?`, `<path> < ?`, `begins_with(<path>, ?)`,
+`<path> IS MISSING`, or such terms joined by OR in parentheses: "PartiQL select statements for DynamoDB" and its
+functions BEGINS_WITH and MISSING). The key's equalities must be terms of the AND; every other term is a condition
+of the write, as DynamoDB makes it. Anything else is refused as a ValidationException naming the subset: the
+engine may be stricter than DynamoDB, never kinder. Limits and errors ("Running batch operations with
 PartiQL for DynamoDB"; API reference, BatchExecuteStatement and BatchStatementError): 1 to 25 statements of at
 most 8,192 characters; reads
 and writes never mixed; each statement's failure in its response's `Error` (`ConditionalCheckFailed`,
@@ -35,9 +38,11 @@ MAX_STATEMENT_CHARACTERS = 8_192  # BatchStatementRequest's Statement: 1 to 8,19
 
 _NAME = r'"[^"]+"'
 _PATH = rf"{_NAME}(?:\.{_NAME})*"
+_SIMPLE = rf"(?:{_PATH}\s*[=<]\s*\?|begins_with\(\s*{_PATH}\s*,\s*\?\s*\)|{_PATH}\s+IS\s+MISSING)"
+_TERM = rf"(?:{_SIMPLE}|\(\s*{_SIMPLE}(?:\s+OR\s+{_SIMPLE})+\s*\))"
 _UPDATE = re.compile(
     rf"\s*UPDATE\s+(?P<table>{_NAME})(?P<sets>(?:\s+SET\s+{_PATH}\s*=\s*\?)+)"
-    rf"\s+WHERE\s+(?P<where>{_PATH}\s*=\s*\?(?:\s+AND\s+{_PATH}\s*=\s*\?)*)\s*",
+    rf"\s+WHERE\s+(?P<where>{_TERM}(?:\s+AND\s+{_TERM})*)\s*",
     re.IGNORECASE,
 )
 _INSERT = re.compile(
@@ -46,11 +51,18 @@ _INSERT = re.compile(
     re.IGNORECASE,
 )
 _SET = re.compile(rf"SET\s+({_PATH})\s*=\s*\?", re.IGNORECASE)
-_CONDITION = re.compile(rf"({_PATH})\s*=\s*\?")
+# One simple term of a WHERE clause, in the order written (which is the order of its parameters), and whether it
+# opens or closes an OR group.
+_PIECE = re.compile(
+    rf"(?P<open>\()|(?P<close>\))|begins_with\(\s*(?P<prefix>{_PATH})\s*,\s*\?\s*\)"
+    rf"|(?P<missing>{_PATH})\s+IS\s+MISSING|(?P<compared>{_PATH})\s*(?P<operator>[=<])\s*\?",
+    re.IGNORECASE,
+)
 _FIELD = re.compile(r"'([^']+)'\s*:\s*\?")
 SUBSET = (
     "the embedded local AWS runs only PartiQL writes of the forms "
-    'UPDATE "<table>" SET <path> = ? ... WHERE <path> = ? AND ... '
+    'UPDATE "<table>" SET <path> = ? ... WHERE <term> AND ... (a term: <path> = ?, <path> < ?, '
+    "begins_with(<path>, ?), <path> IS MISSING, or such terms joined by OR in parentheses) "
     "and INSERT INTO \"<table>\" VALUE {'<name>': ?, ...}"
 )
 
@@ -61,16 +73,68 @@ class StatementError(Exception):
         self.code, self.message = code, message
 
 
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Term:
+    kind: str  # "=", "<", "begins_with" or "missing"
+    path: Path
+    value: dict[str, Any] | None  # None for "missing"
+
+
 @dataclass(frozen=True)
 class _Write:
     table: str
-    assignments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]  # (path, value): SET for UPDATE, fields of INSERT
-    conditions: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]  # WHERE equalities (UPDATE only)
+    assignments: tuple[tuple[Path, dict[str, Any]], ...]  # (path, value): SET for UPDATE, fields of INSERT
+    conditions: tuple[tuple[_Term, ...], ...]  # WHERE (UPDATE only): ANDed terms, each one or more ORed
     insert: bool
 
+    def equalities(self) -> list[tuple[Path, dict[str, Any]]]:
+        """The WHERE clause's terms `<path> = ?` that stand alone in its AND (where the key must be)."""
+        return [
+            (term.path, term.value)
+            for (term, *others) in self.conditions
+            if not others and term.kind == "=" and term.value is not None
+        ]
 
-def _path(text: str) -> tuple[str, ...]:
+
+def _path(text: str) -> Path:
     return tuple(part[1:-1] for part in re.findall(_NAME, text))
+
+
+def _where(text: str) -> list[tuple[str, Path]]:
+    """The WHERE clause's terms in order, as (kind, path), with "(" and ")" around an OR group."""
+    found: list[tuple[str, Path]] = []
+    for piece in _PIECE.finditer(text):
+        if piece["open"] or piece["close"]:
+            found.append((piece[0], ()))
+        elif piece["prefix"]:
+            found.append(("begins_with", _path(piece["prefix"])))
+        elif piece["missing"]:
+            found.append(("missing", _path(piece["missing"])))
+        else:
+            found.append((piece["operator"], _path(piece["compared"])))
+    return found
+
+
+def _bind(terms: list[tuple[str, Path]], values: list[dict[str, Any]]) -> tuple[tuple[_Term, ...], ...]:
+    bound: list[tuple[_Term, ...]] = []
+    group: list[_Term] | None = None
+    given = iter(values)
+    for kind, path in terms:
+        if kind == "(":
+            group = []
+        elif kind == ")":
+            bound.append(tuple(group or ()))
+            group = None
+        else:
+            term = _Term(kind, path, None if kind == "missing" else next(given))
+            if group is None:
+                bound.append((term,))
+            else:
+                group.append(term)
+    return tuple(bound)
 
 
 def parse(statement: Any) -> _Write:
@@ -82,22 +146,22 @@ def parse(statement: Any) -> _Write:
             "1 validation error detected: Value at 'statements.member.statement' failed to satisfy constraint: "
             f"Member must have length less than or equal to {MAX_STATEMENT_CHARACTERS}"
         )
+    where: list[tuple[str, Path]] = []
     if update := _UPDATE.fullmatch(text):
         sets = [_path(match) for match in _SET.findall(update["sets"])]
-        where = [_path(match) for match in _CONDITION.findall(update["where"])]
-        names = [*sets, *where]
+        where = _where(update["where"])
     elif insert := _INSERT.fullmatch(text):
-        names = [(name,) for name in _FIELD.findall(insert["fields"])]
-        sets, where = names, []
+        sets = [(name,) for name in _FIELD.findall(insert["fields"])]
     else:
         raise MockValidationException(f"Statement not supported locally: {text[:200]!r}: {SUBSET}")
-    if len(parameters) != len(names):
+    wanted = len(sets) + sum(1 for kind, _ in where if kind in ("=", "<", "begins_with"))
+    if len(parameters) != wanted:
         raise MockValidationException(
-            f"Number of parameters in request and statement don't match: {len(parameters)} and {len(names)}"
+            f"Number of parameters in request and statement don't match: {len(parameters)} and {wanted}"
         )
     table = (update or insert)["table"][1:-1]  # type: ignore[index]
-    bound = list(zip(names, parameters, strict=True))
-    return _Write(table, tuple(bound[: len(sets)]), tuple(bound[len(sets) :]), insert=update is None)
+    assignments = tuple(zip(sets, parameters[: len(sets)], strict=True))
+    return _Write(table, assignments, _bind(where, parameters[len(sets) :]), insert=update is None)
 
 
 def _names(paths: Sequence[tuple[str, ...]], names: dict[str, str]) -> list[str]:
@@ -132,11 +196,10 @@ def _run(backend: DynamoDBBackend, write: _Write) -> None:
         except ConditionalCheckFailed:
             raise StatementError("DuplicateItem", "Duplicate primary key exists in table") from None
         return
-    key = {path[0]: value for path, value in write.conditions if len(path) == 1 and path[0] in keys}
+    key = {path[0]: value for path, value in write.equalities() if len(path) == 1 and path[0] in keys}
     if sorted(key) != sorted(keys):
         missing = "Where clause does not contain a mandatory equality on all key attributes"
         raise StatementError("ValidationError", missing)
-    others = [(path, value) for path, value in write.conditions if not (len(path) == 1 and path[0] in keys)]
     values: dict[str, Any] = {}
     set_paths = _names([path for path, _ in write.assignments], names)
     clauses = []
@@ -144,9 +207,21 @@ def _run(backend: DynamoDBBackend, write: _Write) -> None:
         values[f":s{number}"] = value
         clauses.append(f"{placed} = :s{number}")
     conditions = [f"attribute_exists({_names([(keys[0],)], names)[0]})"]
-    for number, (placed, (_, value)) in enumerate(zip(_names([p for p, _ in others], names), others, strict=True)):
-        values[f":c{number}"] = value
-        conditions.append(f"{placed} = :c{number}")
+    for group in write.conditions:
+        if len(group) == 1 and group[0].kind == "=" and group[0].path in [(k,) for k in key]:
+            continue  # the key: which item, not a condition on it
+        alternatives = []
+        for term in group:
+            (placed,) = _names([term.path], names)
+            if term.kind == "missing":
+                alternatives.append(f"attribute_not_exists({placed})")
+                continue
+            values[f":c{len(values)}"] = term.value
+            operand = f":c{len(values) - 1}"
+            alternatives.append(
+                f"begins_with({placed}, {operand})" if term.kind == "begins_with" else f"{placed} {term.kind} {operand}"
+            )
+        conditions.append(alternatives[0] if len(alternatives) == 1 else "(" + " OR ".join(alternatives) + ")")
     try:
         backend.update_item(
             write.table,
@@ -167,7 +242,7 @@ def _target(backend: DynamoDBBackend, write: _Write) -> tuple[str, str]:
     except ResourceNotFoundException:
         return write.table, repr(write)
     keys = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
-    named = write.assignments if write.insert else write.conditions
+    named = write.assignments if write.insert else tuple(write.equalities())
     key = sorted((path[0], repr(value)) for path, value in named if len(path) == 1 and path[0] in keys)
     return write.table, repr(key)
 

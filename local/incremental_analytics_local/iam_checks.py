@@ -43,6 +43,14 @@ LOG_DELIVERY_ACTIONS = (
 IAM_PREFIX = {"customerprofiles": "profile", "pinpoint": "mobiletargeting", "sfn": "states", "eventbridge": "events"}
 # What a dynamic TransactWriteItems may do (its items are built at run time): granting any of these is a use.
 TRANSACTION_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
+# What a dynamic BatchExecuteStatement may do: there is no BatchExecuteStatement action, each statement is
+# authorised by its verb ("IAM policies with PartiQL for DynamoDB"), and its statements are built at run time.
+PARTIQL_ACTIONS = (
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:PartiQLSelect",
+)
 ANY = "*"
 
 
@@ -144,6 +152,8 @@ def task_needs(name: str, state: Mapping[str, Any], express_machines: set[str]) 
         table = _arn_of(parameters.get("TableName"))
         if action == "transactWriteItems":
             return [Need(item, ANY, name, required=False) for item in TRANSACTION_ACTIONS]
+        if action in ("batchExecuteStatement", "executeStatement"):
+            return [Need(item, ANY, name, required=False) for item in PARTIQL_ACTIONS]
         if action == "transactGetItems":
             # DynamoDB developer guide, "Using IAM with DynamoDB transactions": TransactGetItems needs
             # dynamodb:GetItem on each item it reads (there is no TransactGetItems action).

@@ -21,4 +21,4 @@ def test_the_local_aws_example_runs_as_written(tmp_path: Path) -> None:
     printed = done.stdout.splitlines()
     assert printed[0] == "[('ann', 'clicks', 'qualified')]"
     assert printed[1] == "{'eventbridge': 1, 'pinpoint': 0, 'profiles': 0}"
-    assert "'dynamodb.TransactWriteItems': 2" in printed[2]
+    assert "'dynamodb.TransactWriteItems': 1" in printed[2]

@@ -19,6 +19,7 @@ from incremental_analytics.adapters.dynamodb_items import (
 )
 from incremental_analytics.domain.commits import plan_commits
 from incremental_analytics.domain.dedupe import Seen, record
+from incremental_analytics.domain.delivery_batch import NEVER_STALE, claims, holder
 from incremental_analytics.domain.outcomes import Contribution
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from incremental_analytics_local.engine import LocalAws
@@ -189,3 +190,77 @@ def test_a_counter_written_by_statement_is_the_item_a_transaction_writes(aws: Lo
     assert (counter.state.count, counter.version, len(counter.seen)) == (9, 3, 9)
     assert "e2-2" in counter.seen and "e3-0" not in counter.seen
     assert counter.seen == Seen({"2026-12-01": counter.seen.days["2026-12-01"]})
+
+
+AUDIT = "audit"
+DELIVERER = "arn:aws:states:us-east-1:123456789012:express:DeliverOutcomes:run-1"
+
+
+def _outcome(dynamodb: Any, outcome_id: str, **attributes: dict[str, str]) -> None:
+    item = {
+        "user_id": {"S": "u1"},
+        "outcome_id": {"S": outcome_id},
+        "undelivered": {"S": "P2"},
+        "delivery_attempts": {"N": "0"},
+    }
+    dynamodb.put_item(TableName=AUDIT, Item={**item, **attributes})
+
+
+def _claim(dynamodb: Any, outcome_ids: list[str], *, attempts: int = 0, stale_before: str = NEVER_STALE) -> list[Any]:
+    page = {
+        "outcomes": [
+            {"user_id": "u1", "outcome_id": outcome_id, "attempts": attempts, "stale_before": stale_before}
+            for outcome_id in outcome_ids
+        ]
+    }
+    shaped = claims(page, table=AUDIT, execution=DELIVERER, now="2026-12-01T12:00:00.000Z")
+    responses = dynamodb.batch_execute_statement(Statements=shaped["claims"])["Responses"]
+    return [response.get("Error", {}).get("Code") for response in responses]
+
+
+def test_the_delivery_claims_hold_only_outcomes_pending_with_the_attempts_read_and_no_live_holder(
+    dynamodb: Any,
+) -> None:
+    """The delivery's claim (domain/delivery_batch.claims) as DynamoDB runs it: begins_with, a comparison, a
+    missing attribute and OR are conditions of the write ("PartiQL select statements for DynamoDB", functions
+    BEGINS_WITH and MISSING); each statement fails or is written on its own."""
+    dynamodb.create_table(
+        TableName=AUDIT,
+        KeySchema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "outcome_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "outcome_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    _outcome(dynamodb, "free")
+    _outcome(dynamodb, "held", claimed_by={"S": "another"}, attempted_at={"S": "2026-12-01T11:55:00.000Z"})
+    _outcome(dynamodb, "done")
+    dynamodb.update_item(
+        TableName=AUDIT,
+        Key={"user_id": {"S": "u1"}, "outcome_id": {"S": "done"}},
+        UpdateExpression="REMOVE undelivered",
+    )
+    _outcome(dynamodb, "abandoned", undelivered={"S": "ABANDONED"})
+    _outcome(dynamodb, "tried", delivery_attempts={"N": "1"})
+    assert _claim(dynamodb, ["free", "held", "missing", "done", "abandoned", "tried"]) == [
+        None,
+        "ConditionalCheckFailed",  # another execution holds it, and not for long
+        "ConditionalCheckFailed",  # no such item: nothing is created
+        "ConditionalCheckFailed",  # no sink lacks it
+        "ConditionalCheckFailed",  # abandoned
+        "ConditionalCheckFailed",  # an attempt began since the input was read
+    ]
+    key = {"user_id": {"S": "u1"}, "outcome_id": {"S": "free"}}
+    claimed = dynamodb.get_item(TableName=AUDIT, Key=key, ConsistentRead=True)["Item"]
+    assert claimed["claimed_by"] == {"S": holder(DELIVERER)} and claimed["delivery_attempts"] == {"N": "1"}
+    assert claimed["attempted_at"] == {"S": "2026-12-01T12:00:00.000Z"}
+    # A hold older than stale_before is taken over; a missing item is still not created.
+    assert _claim(dynamodb, ["held", "missing"], stale_before="2026-12-01T11:56:00.000Z") == [
+        None,
+        "ConditionalCheckFailed",
+    ]
+    assert dynamodb.get_item(TableName=AUDIT, Key={**key, "outcome_id": {"S": "missing"}}).get("Item") is None

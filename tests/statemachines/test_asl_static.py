@@ -144,7 +144,7 @@ def test_the_checks_know_which_errors_each_integration_raises() -> None:
         _rule(d)["ClaimEvaluation"]["Retry"][0]["ErrorEquals"][2] = "DynamoDB.RequestLimitExceeded"
 
     def optimised_name_on_sdk_claim(d: dict[str, Any]) -> None:
-        d["States"]["ClaimAll"]["Catch"][0]["ErrorEquals"] = ["DynamoDB.TransactionCanceledException"]
+        d["States"]["ReadClaimed"]["Retry"][1]["ErrorEquals"] = ["DynamoDB.TransactionCanceledException"]
 
     found = error_name_problems(_mutated(optimised_name_on_sdk_task))
     assert found == [
@@ -161,7 +161,7 @@ def test_the_checks_know_which_errors_each_integration_raises() -> None:
         "(its errors are DynamoDB.*)"
     ]
     assert error_name_problems(_delivery_mutated(optimised_name_on_sdk_claim)) == [
-        "(top)ClaimAll: aws-sdk:dynamodb:transactWriteItems never raises DynamoDB.TransactionCanceledException "
+        "(top)ReadClaimed: aws-sdk:dynamodb:transactGetItems never raises DynamoDB.TransactionCanceledException "
         "(its errors are DynamoDb.*)"
     ]
 

@@ -251,22 +251,22 @@ def test_several_rules_an_attribute_filter_and_reset_with_count_and_sum(product:
     assert (spend_counter.count, spend_counter.sum, spend_counter.cycle) == (0, Decimal(0), 2)
 
 
-def test_a_250_event_group_commits_in_order_in_chunks(aws: LocalAws) -> None:
-    product = LocalProduct(aws, parameters={"BatchSize": "300"})
+def test_a_500_event_group_commits_in_order_in_chunks(aws: LocalAws) -> None:
+    product = LocalProduct(aws, parameters={"BatchSize": "500"})
     rules = [Rule("pairs", RuleType.AGGREGATE, "tap", count=CountCondition(Operator.GREATER_OR_EQUAL, 2), reset=True)]
-    events = [click("u1", "tap", n) for n in range(250)]
+    events = [click("u1", "tap", n) for n in range(500)]
     product.put_rules(rules)
     product.put_events(events)
     report = product.ingest()
     _all_succeeded(report)
     assert report.batches == 1
     states = aws.entered_states(report.executions[0].arn)
-    # 250 claims and 125 outcomes need four transactions; too large for a state's payload, they went through
+    # 500 claims and 250 outcomes need eight transactions; too large for a state's payload, they went through
     # S3 and were read back one at a time.
-    assert states.count("LoadChunk") == 4 and states.count("CommitLoadedChunk") == 4
+    assert states.count("LoadChunk") == 8 and states.count("CommitLoadedChunk") == 8
     assert report.executions[0].output["summary"]["spilled_groups"] == 1
     assert actual(product) == expected(rules, events)
-    assert product.counters()[("u1", "pairs")].version == 4
+    assert product.counters()[("u1", "pairs")].version == 8
 
 
 @pytest.mark.parametrize("event_type", ["_session.start", "trk_greenbutton"])

@@ -11,7 +11,7 @@ import pytest
 
 from incremental_analytics.adapters.dynamodb_items import outbox_item
 from incremental_analytics.domain import delivery_batch
-from incremental_analytics.domain.delivery import delivery_item
+from incremental_analytics.domain.delivery import delivery_item, request_of_item
 from incremental_analytics.domain.outcomes import OutcomeKind
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from tests.unit.helpers import first_outcome
@@ -43,7 +43,7 @@ def _item(
     item = outbox_item(request, "2026-01-01T00:00:00.000Z", 4)
     item["delivery_attempts"] = {"N": str(attempts)}
     if holder:
-        item["claimed_by"] = {"S": holder}
+        item["claimed_by"] = {"S": delivery_batch.holder(holder)}
     if delivery:
         item["delivery"] = {"M": {sink: {"S": status} for sink, status in delivery.items()}}
     return {"Item": item}
@@ -56,28 +56,44 @@ def _id(answer: dict[str, Any]) -> str:
 def test_the_input_keys_are_the_streams_records_or_the_page_due_each_once() -> None:
     record = {"eventName": "INSERT", "dynamodb": {"Keys": {"user_id": {"S": "u"}, "outcome_id": {"S": "o"}}}}
     assert delivery_batch.input_keys([record, record]) == [
-        {"user_id": "u", "outcome_id": "o", "stale_before": delivery_batch.NEVER_STALE}
+        {"user_id": "u", "outcome_id": "o", "attempts": 0, "stale_before": delivery_batch.NEVER_STALE}
     ]
-    page = {"outcomes": [{"user_id": "u", "outcome_id": "o", "stale_before": "2026-01-01T00:00:00.000Z"}]}
+    page = {
+        "outcomes": [{"user_id": "u", "outcome_id": "o", "attempts": 3, "stale_before": "2026-01-01T00:00:00.000Z"}]
+    }
     assert delivery_batch.input_keys(page) == page["outcomes"]
 
 
-def test_the_claims_hold_every_outcome_for_this_execution_in_one_transaction() -> None:
-    page = {"outcomes": [{"user_id": f"u{n}", "outcome_id": f"o{n}", "stale_before": "T"} for n in range(3)]}
+def test_each_claim_is_a_conditional_update_of_its_own_for_this_execution() -> None:
+    page = {
+        "outcomes": [{"user_id": f"u{n}", "outcome_id": f"o{n}", "attempts": n, "stale_before": "T"} for n in range(3)]
+    }
     shaped = delivery_batch.claims(page, table="audit", execution=ME, now="N")
     assert shaped["count"] == 3 and len(shaped["claims"]) == len(shaped["reads"]) == 3
-    claim = shaped["claims"][0]["Update"]
-    assert claim["ConditionExpression"].startswith("begins_with(undelivered, :pending)")
-    assert claim["ExpressionAttributeValues"][":me"] == {"S": ME}
-    assert claim["ExpressionAttributeValues"][":stale"] == {"S": "T"}
-    too_many = {"outcomes": [{"user_id": "u", "outcome_id": f"o{n}", "stale_before": "T"} for n in range(101)]}
-    with pytest.raises(ValueError, match="at most 100"):
+    claim = shaped["claims"][2]
+    assert claim["Statement"].startswith('UPDATE "audit" SET "claimed_by" = ?')
+    assert 'begins_with("undelivered", ?)' in claim["Statement"]
+    # this execution's mark, one attempt more, the key, pending, the attempts it had, the staleness bound
+    assert claim["Parameters"] == [
+        {"S": delivery_batch.holder(ME)},
+        {"S": "N"},
+        {"N": "3"},
+        {"S": "u2"},
+        {"S": "o2"},
+        {"S": "P"},
+        {"N": "2"},
+        {"S": "T"},
+    ]
+    too_many = {
+        "outcomes": [{"user_id": "u", "outcome_id": f"o{n}", "attempts": 0, "stale_before": "T"} for n in range(26)]
+    }
+    with pytest.raises(ValueError, match="at most 25"):
         delivery_batch.claims(too_many, table="audit", execution=ME, now="N")
 
 
 def test_an_outcome_committed_before_the_outbox_kept_it_alone_is_still_delivered() -> None:
     old = _item("ann", OutcomeKind.REACHED)
-    request = json.loads(old["Item"]["request"]["S"])
+    request = request_of_item(old["Item"])
     del request["profile_search"]  # what a user's request lacked, besides pieces now derived when sent
     request |= {"kind": "reached", "detail_type": "TargetReached", "pinpoint_event": {}, "profile_object": "{}"}
     old["Item"]["request"] = {"S": json.dumps(request)}

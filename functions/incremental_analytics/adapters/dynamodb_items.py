@@ -9,9 +9,9 @@ Counters table (one table, two kinds of item under each user's partition):
             counter too busy to remember its ids itself (an event id longer than 256 UTF-8 bytes is claimed by its
             hash, `#<sha256>`: a sort key holds 1024 bytes)
   period    pk=P#<rule_id>  sk=I#<identity>                         a date/window rule's evaluation state
-Counter items carry `rule_id`, which a sparse GSI (`by-rule`) indexes for purging a rule's state.
+Counter items carry `rule_id`, by which the purge of a rule's state finds them (a scan: no index by rule).
 
-Audit table (the outbox): pk=user_id, sk=outcome_id; `rule_id`/`occurred_at` for the `by-rule` GSI; `delivery`,
+Audit table (the outbox): pk=user_id, sk=outcome_id; `rule_id`, `kind`, `output`; `request`, packed; `delivery`,
 each sink's status (domain.delivery.SinkStatus), and `delivery_attempts`; and, while some sink lacks the outcome,
 `undelivered` (a shard `P<n>` of the pending outcomes, or `ABANDONED`) with `committed_at`, for the sparse
 `undelivered` GSI that the scheduled redelivery and `outcomes pending|abandoned` read. Its stream (keys only)
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,7 +41,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from incremental_analytics.adapters.item_size import value_size
 from incremental_analytics.domain.commits import Chunk
 from incremental_analytics.domain.dedupe import Seen
-from incremental_analytics.domain.delivery import initial_delivery
+from incremental_analytics.domain.delivery import initial_delivery, pack_request, request_of_item
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
@@ -316,8 +315,8 @@ def pending_partitions(shards: int) -> list[str]:
 
 def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> dict[str, Any]:
     """An outcome as the audit table keeps it: the outcome with its evidence and whom the sinks address
-    (`request`, domain/delivery.py's `delivery_item`) as one JSON text, the fields that keys and indexes need, and
-    the delivery state: every sink pending, no attempt yet."""
+    (`request`, domain/delivery.py's `delivery_item`, packed), the fields that keys and the `undelivered` index
+    need, and the delivery state: every sink pending, no attempt yet."""
     outcome = delivery["outcome"]
     return item_to_dynamo(
         {
@@ -326,10 +325,8 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> 
             "rule_id": outcome["rule_id"],
             "kind": outcome["kind"],
             "output": outcome["output"],
-            "cycle": outcome["cycle"],
-            "occurred_at": outcome["occurred_at"],
             "committed_at": committed_at,
-            "request": json.dumps(delivery, sort_keys=True, separators=(",", ":")),
+            "request": pack_request(delivery),
             "delivery": initial_delivery(),
             "delivery_attempts": 0,
             "undelivered": pending_shard(outcome["outcome_id"], shards),
@@ -339,7 +336,7 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> 
 
 def outcome_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """An audit item as the docs/delivery.md outcome."""
-    outcome: dict[str, Any] = json.loads(item["request"]["S"])["outcome"]
+    outcome: dict[str, Any] = request_of_item(item)["outcome"]
     return outcome
 
 

@@ -3,8 +3,8 @@
 The workflow does the I/O; these functions only shape it, because JSONPath can neither build a map keyed by data
 (Pinpoint's `BatchItem`), nor pair a batched answer with the outcome it belongs to:
 
-1. `claims`: the keys of the execution's input, the one `TransactWriteItems` that holds them all for this
-   execution, and the one `TransactGetItems` that reads them back;
+1. `claims`: the keys of the execution's input, the one `BatchExecuteStatement` that holds them for this
+   execution (a conditional update each), and the one `TransactGetItems` that reads them back;
 2. `sends`: from the items this execution holds, what each sink that lacks an outcome is sent first:
    EventBridge entries (10 a `PutEvents`), the users whose Pinpoint endpoints to look up (once a user), the
    Customer Profiles searches (once a key) and profile objects;
@@ -16,6 +16,7 @@ The workflow does the I/O; these functions only shape it, because JSONPath can n
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from incremental_analytics.domain.delivery import (
     detail_type,
     pinpoint_event,
     profile_object,
+    request_of_item,
     user_attribute,
 )
 
@@ -35,10 +37,10 @@ EVENTBRIDGE_ENTRIES_PER_REQUEST = 10
 # Amazon Pinpoint developer guide, "Amazon Pinpoint quotas", Event ingestion quotas
 # (docs.aws.amazon.com/pinpoint/latest/developerguide/quotas.html): at most 100 events a PutEvents request.
 PINPOINT_EVENTS_PER_REQUEST = 100
-# DynamoDB API reference, BatchWriteItem: at most 25 put or delete requests; TransactWriteItems and
-# TransactGetItems: at most 100 actions.
+# DynamoDB API reference, BatchWriteItem: at most 25 put or delete requests; BatchExecuteStatement: at most 25
+# statements ("Running batch operations with PartiQL for DynamoDB").
 WRITES_PER_BATCH = 25
-ACTIONS_PER_TRANSACTION = 100
+STATEMENTS_PER_BATCH = 25
 NAMESPACE = "IncrementalAnalytics"
 ABANDONED_METRIC = "AbandonedDeliveries"
 NEVER_STALE = "1970-01-01T00:00:00.000Z"  # a new outcome from the stream is never taken from an execution
@@ -65,12 +67,18 @@ def _key(user_id: str, outcome_id: str) -> dict[str, Any]:
 # -- 1. claims --------------------------------------------------------------------------------------------------
 
 
-def input_keys(raw: Any) -> list[dict[str, str]]:
-    """The outcomes of an execution's input, each once: DynamoDB stream records (keys only) from the Pipe, or a
-    page of keys due again from the scheduled redelivery (`{"outcomes": [...]}`, with their `stale_before`)."""
+def input_keys(raw: Any) -> list[dict[str, Any]]:
+    """The outcomes of an execution's input, each once: DynamoDB stream records (keys only) of new outcomes from
+    the Pipe, or a page of outcomes due again from the scheduled redelivery (`{"outcomes": [...]}`, each with the
+    attempts it has had and `stale_before`, the time before which another execution's hold is taken over)."""
     if isinstance(raw, Mapping):
         found = [
-            {"user_id": str(k["user_id"]), "outcome_id": str(k["outcome_id"]), "stale_before": str(k["stale_before"])}
+            {
+                "user_id": str(k["user_id"]),
+                "outcome_id": str(k["outcome_id"]),
+                "attempts": int(k["attempts"]),
+                "stale_before": str(k["stale_before"]),
+            }
             for k in raw.get("outcomes") or []
         ]
     else:
@@ -78,11 +86,12 @@ def input_keys(raw: Any) -> list[dict[str, str]]:
             {
                 "user_id": str(record["dynamodb"]["Keys"]["user_id"]["S"]),
                 "outcome_id": str(record["dynamodb"]["Keys"]["outcome_id"]["S"]),
+                "attempts": 0,
                 "stale_before": NEVER_STALE,
             }
             for record in raw or []
         ]
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[Any, Any]] = set()
     keys = []
     for key in found:
         if (key["user_id"], key["outcome_id"]) not in seen:
@@ -91,34 +100,42 @@ def input_keys(raw: Any) -> list[dict[str, str]]:
     return keys
 
 
+def holder(execution: str) -> str:
+    """What `claimed_by` holds while an execution delivers an outcome: a digest of the execution's ARN (an ARN is
+    up to 256 characters the item would carry, and be billed for, while it is held)."""
+    return hashlib.sha256(execution.encode()).hexdigest()[:20]
+
+
 def claims(raw: Any, *, table: str, execution: str, now: str) -> dict[str, Any]:
     """The claim of every outcome of the input (one attempt more, held by this execution while it sends) and the
-    reads that follow it. A claim succeeds only for an outcome still pending that no other execution holds (or
-    one whose holder died: a hold older than `stale_before`)."""
+    reads that follow it. Each claim is a PartiQL statement of one `BatchExecuteStatement` (1 write unit per KB, not
+    a transaction's 2; each succeeds or fails alone), and succeeds only for an outcome still pending, with the
+    attempts the input says it had, that no other execution holds (or whose holder died: a hold older than
+    `stale_before`). A new outcome from the stream has had no attempt: one retried by the Pipe after an attempt
+    began is left to the scheduled redelivery, as one another execution holds."""
     keys = input_keys(raw)
-    if len(keys) > ACTIONS_PER_TRANSACTION:
-        raise ValueError(f"at most {ACTIONS_PER_TRANSACTION} outcomes an execution, not {len(keys)}")
-    updates = [
+    if len(keys) > STATEMENTS_PER_BATCH:
+        raise ValueError(f"at most {STATEMENTS_PER_BATCH} outcomes an execution, not {len(keys)}")
+    statements = [
         {
-            "Update": {
-                "TableName": table,
-                "Key": _key(key["user_id"], key["outcome_id"]),
-                "UpdateExpression": "SET claimed_by = :me, attempted_at = :now ADD delivery_attempts :one",
-                "ConditionExpression": "begins_with(undelivered, :pending) AND "
-                "(attribute_not_exists(claimed_by) OR attempted_at < :stale)",
-                "ExpressionAttributeValues": {
-                    ":me": {"S": execution},
-                    ":now": {"S": now},
-                    ":one": {"N": "1"},
-                    ":pending": {"S": "P"},
-                    ":stale": {"S": key["stale_before"]},
-                },
-            }
+            "Statement": f'UPDATE "{table}" SET "claimed_by" = ? SET "attempted_at" = ? SET "delivery_attempts" = ? '
+            'WHERE "user_id" = ? AND "outcome_id" = ? AND begins_with("undelivered", ?) '
+            'AND "delivery_attempts" = ? AND ("claimed_by" IS MISSING OR "attempted_at" < ?)',
+            "Parameters": [
+                {"S": holder(execution)},
+                {"S": now},
+                {"N": str(key["attempts"] + 1)},
+                {"S": key["user_id"]},
+                {"S": key["outcome_id"]},
+                {"S": "P"},
+                {"N": str(key["attempts"])},
+                {"S": key["stale_before"]},
+            ],
         }
         for key in keys
     ]
     reads = [{"Get": {"TableName": table, "Key": _key(key["user_id"], key["outcome_id"])}} for key in keys]
-    return {"count": len(keys), "claims": updates, "reads": reads}
+    return {"count": len(keys), "claims": statements, "reads": reads}
 
 
 # -- 2. sends ---------------------------------------------------------------------------------------------------
@@ -137,10 +154,10 @@ def _lacks(delivery: Mapping[str, str], sink: str) -> bool:
     return SinkStatus(delivery.get(sink, SinkStatus.PENDING)) in LACKING
 
 
-def _request(text: str, profile_key: str) -> dict[str, Any]:
+def _request(item: Mapping[str, Any], profile_key: str) -> dict[str, Any]:
     """An outbox item's request. An item committed before the outbox kept the outcome alone names no profile
     search for a user id: the user's is by `profile_key` (the pieces it kept pre-shaped are derived again)."""
-    request: dict[str, Any] = json.loads(text)
+    request = request_of_item(item)
     if "profile_search" not in request:
         request["profile_search"] = {"key_name": profile_key, "value": request["outcome"]["user_id"]}
     return request
@@ -149,16 +166,16 @@ def _request(text: str, profile_key: str) -> dict[str, Any]:
 def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str, profile_key: str) -> list[dict[str, Any]]:
     """The outcomes this execution holds (its claim succeeded): each one's request, sinks' states and attempts.
     An outcome no sink lacks any more, abandoned, or held by another execution is not among them."""
-    held = []
+    held, me = [], holder(execution)
     for answer in read:
         item = answer.get("Item") or {}
-        if item.get("claimed_by", {}).get("S") != execution:
+        if item.get("claimed_by", {}).get("S") != me:
             continue
         held.append(
             {
                 "user_id": item["user_id"]["S"],
                 "outcome_id": item["outcome_id"]["S"],
-                "request": _request(item["request"]["S"], profile_key),
+                "request": _request(item, profile_key),
                 "delivery": {sink: str(_plain(item.get("delivery", {"M": {}})).get(sink, "pending")) for sink in SINKS},
                 "attempts": int(item["delivery_attempts"]["N"]),
             }
