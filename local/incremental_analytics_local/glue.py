@@ -20,7 +20,7 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.exceptions import AWSError
 from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, BaseJSONSerializer, XFormedAttributePicker
+from moto.core.utils import camelcase_to_underscores
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
@@ -39,7 +40,8 @@ from moto.events.models import EventsBackend
 from moto.events.models import Rule as EventsRule
 from moto.kinesis.models import KinesisBackend
 from moto.kinesis.models import Shard as KinesisShard
-from moto.sqs.models import sqs_backends
+from moto.sqs.models import Queue as SqsQueue
+from moto.sqs.models import SQSBackend, sqs_backends
 from moto.stepfunctions.parser.api import (
     HistoryEventExecutionDataDetails,
     HistoryEventType,
@@ -144,6 +146,7 @@ def apply() -> None:
     _payload_limits()
     _kinesis_record_limit()
     _kinesis_sequence_ends_read_directly()
+    _sent_messages_read_one_queue_attribute()
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
@@ -482,6 +485,70 @@ def take_visible_messages(account_id: str, region: str, queue_name: str) -> list
         gone = {id(message) for message in taken}
         queue._messages = [message for message in queue._messages if id(message) not in gone]
     return [str(message.body) for message in taken]
+
+
+_sending = threading.local()
+_original_queue_attributes: Any = SqsQueue.attributes  # the property, as moto defines it
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """A queue's attributes as moto's `Queue.attributes` gives them, each worked out when it is read: the same
+    names and values (canary in test_local_glue), without counting the queue's messages for every read."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def _names(self) -> list[str]:
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)  # Policy and RedrivePolicy among them
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        return names
+
+    def __getitem__(self, name: str) -> Any:
+        queue = self._queue
+        if name not in self._names():
+            raise KeyError(name)
+        if name == "Policy" and queue.policy:
+            value = queue.policy
+        elif name == "RedrivePolicy" and queue.redrive_policy:
+            value = json.dumps(queue.redrive_policy)
+        else:
+            value = getattr(queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+def _sent_messages_read_one_queue_attribute() -> None:
+    """SendMessage reads one attribute of its queue (ContentBasedDeduplication) through `Queue.attributes`, which
+    works out all of them, the three message counts among them: each a look at every message of the queue (and
+    at the clock for each). EventBridge putting n events on a queue took time in n squared (a tenth of a `run`
+    of 10,000 events). While a message is sent, a queue's attributes are worked out one by one, as read."""
+    original_send = SQSBackend.send_message
+
+    @functools.wraps(original_send)
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        depth = getattr(_sending, "depth", 0)
+        _sending.depth = depth + 1
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            _sending.depth = depth
+
+    def attributes(self: Any) -> Any:
+        if getattr(_sending, "depth", 0):
+            return _QueueAttributes(self)
+        return _original_queue_attributes.fget(self)
+
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    SqsQueue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
 
 
 def execution_history(account_id: str, region: str, execution_arn: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.kinesis.models import Shard as KinesisShard
 from moto.sqs.models import Queue as SqsQueue
+from moto.sqs.models import SQSBackend, sqs_backends
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -574,3 +575,36 @@ def test_taking_a_queue_s_messages_is_receiving_and_deleting_them_all(aws: Local
     assert glue.take_visible_messages("123456789012", aws.region, "taken") == [f"m{n}" for n in range(13)]
     assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
     assert glue.take_visible_messages("123456789012", aws.region, "taken") == []
+
+
+def test_a_message_sent_reads_its_queue_s_attributes_as_moto_works_them_out(aws: LocalAws) -> None:
+    source = inspect.getsource(SQSBackend.send_message.__wrapped__)  # type: ignore[attr-defined]
+    assert 'queue.attributes.get("ContentBasedDeduplication")' in source  # the one attribute it reads
+    sqs = aws.client("sqs")
+    dead = sqs.create_queue(QueueName="dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*"}]})
+    kinds = {
+        "plain": {},
+        "fifo.fifo": {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+        "kms": {"KmsMasterKeyId": "alias/aws/sqs"},
+        "redriven": {
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 2}),
+            "Policy": policy,
+        },
+    }
+    backend = sqs_backends["123456789012"][aws.region]
+    for name, attributes in kinds.items():
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        group = {"MessageGroupId": "g"} if name.endswith(".fifo") else {}
+        sqs.send_message(QueueUrl=url, MessageBody="one", **group)
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=900) if not group else None
+        queue = backend.get_queue(name)
+        assert isinstance(queue.attributes, dict)  # outside SendMessage: moto's own
+        assert dict(glue._QueueAttributes(queue)) == glue._original_queue_attributes.fget(queue) == queue.attributes
+    # Content-based deduplication (the attribute SendMessage reads) still drops the same body sent twice.
+    fifo = sqs.get_queue_url(QueueName="fifo.fifo")["QueueUrl"]
+    sqs.send_message(QueueUrl=fifo, MessageBody="one", MessageGroupId="g")
+    sqs.send_message(QueueUrl=fifo, MessageBody="two", MessageGroupId="g")
+    received = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in received] == ["one", "two"]
