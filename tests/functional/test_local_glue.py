@@ -15,15 +15,18 @@ import sys
 from decimal import Decimal
 
 import boto3
+import jsonpath_ng.ext
 import moto
 import pytest
 from botocore.exceptions import ClientError
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.events.utils import EventTemplateParser
 from moto.kinesis.models import Shard as KinesisShard
 from moto.sqs.models import Queue as SqsQueue
 from moto.sqs.models import SQSBackend, sqs_backends
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -608,3 +611,35 @@ def test_a_message_sent_reads_its_queue_s_attributes_as_moto_works_them_out(aws:
     sqs.send_message(QueueUrl=fifo, MessageBody="two", MessageGroupId="g")
     received = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
     assert [message["Body"] for message in received] == ["one", "two"]
+
+
+def test_result_paths_and_event_bridge_s_input_paths_are_parsed_once(aws: LocalAws) -> None:
+    assert "from jsonpath_ng.ext import parse" in inspect.getsource(EventTemplateParser.parse)  # read at each call
+    assert jsonpath_ng.ext.parse("$.detail.a") is jsonpath_ng.ext.parse("$.detail.a")
+    assert result_path.parse("$.r.s") is result_path.parse("$.r.s")
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "ResultPath": "$.r.s", "End": True}}}
+    machine = _machine(aws, "result-path", definition)
+    for n in range(2):  # the second execution reuses the parsed path
+        arn = aws.client("stepfunctions").start_execution(stateMachineArn=machine, input=json.dumps({"n": n}))
+        assert aws.wait_for_execution(arn["executionArn"]).output == {"n": n, "r": {"s": 1}}
+    # EventBridge's default input template, filled from the event by the parsed paths.
+    events, sqs = aws.client("events"), aws.client("sqs")
+    url = sqs.create_queue(QueueName="bus-copy")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventPattern=json.dumps({"source": ["s"]}))
+    events.put_targets(Rule="all", Targets=[{"Id": "q", "Arn": arn}])
+    for n in range(2):
+        events.put_events(Entries=[{"Source": "s", "DetailType": "t", "Detail": json.dumps({"n": n})}])
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert [(body["source"], body["detail-type"], body["detail"]) for body in bodies] == [
+        ("s", "t", {"n": 0}),
+        ("s", "t", {"n": 1}),
+    ]
+    event = {**bodies[0], "time": 1700000000, "account": "123456789012", "ingestion-time": 1}  # as the rule has it
+    filled = EventTemplateParser.parse(input_template="", input_paths_map={}, event=event)
+    jsonpath_ng.ext.parse = glue.jsonpath_parse  # each path parsed at each use, as moto does
+    try:
+        assert EventTemplateParser.parse(input_template="", input_paths_map={}, event=event) == filled
+        assert filled == {**bodies[0], "time": 1700000000}
+    finally:
+        jsonpath_ng.ext.parse = glue._parsed_path_ext
