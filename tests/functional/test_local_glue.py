@@ -643,3 +643,14 @@ def test_result_paths_and_event_bridge_s_input_paths_are_parsed_once(aws: LocalA
         assert filled == {**bodies[0], "time": 1700000000}
     finally:
         jsonpath_ng.ext.parse = glue._parsed_path_ext
+
+
+def test_the_collector_skips_its_last_collections_when_the_process_exits() -> None:
+    script = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen' if gc.get_freeze_count() else 'not frozen'))\n"
+        "from incremental_analytics_local.engine import LocalAws\n"
+        "LocalAws().start().stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "frozen"
