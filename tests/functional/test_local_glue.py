@@ -3,6 +3,7 @@ and each shows the patched behaviour working."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
 import gc
@@ -13,6 +14,7 @@ import re
 import subprocess
 import sys
 from decimal import Decimal
+from typing import Any
 
 import boto3
 import jsonpath_ng.ext
@@ -22,6 +24,10 @@ from botocore.exceptions import ClientError
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing import validators
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.parsing.validators import Validator
 from moto.events.utils import EventTemplateParser
 from moto.kinesis.models import Shard as KinesisShard
 from moto.sqs.models import Queue as SqsQueue
@@ -654,3 +660,86 @@ def test_the_collector_skips_its_last_collections_when_the_process_exits() -> No
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "frozen"
+
+
+# moto 5.2.5's DepthFirstTraverser.traverse_node_recursively, which glue's _walk follows step by step.
+TRAVERSE_SHA256 = "d7f01d9b45cf9f64ac84751ec4c8cab3114e7c179350eb1b81ffe5f0a114aa78"
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(found for sub in cls.__subclasses__() for found in _subclasses(sub))]
+
+
+def test_update_expressions_are_parsed_once_and_validated_as_moto_validates_them(aws: LocalAws) -> None:
+    update_item = inspect.getsource(DynamoDBBackend.update_item.__wrapped__)  # type: ignore[attr-defined]
+    assert "update_expression_ast = UpdateExpressionParser.make(update_expression)" in update_item
+    assert "self.node_to_validate = deepcopy(expression)" in inspect.getsource(Validator)
+    walk = inspect.getsource(DepthFirstTraverser.traverse_node_recursively)
+    assert hashlib.sha256(walk.encode()).hexdigest() == TRAVERSE_SHA256
+    for processor in _subclasses(DepthFirstTraverser)[1:]:  # each processor walks as the base class does
+        assert not {"traverse", "traverse_node_recursively", "nodes_to_be_processed", "process"} & set(vars(processor))
+    assert UpdateExpressionParser.make("SET a = :v") is UpdateExpressionParser.make("SET a = :v")
+    dynamodb = aws.client("dynamodb")
+    start = {
+        "pk": {"S": "k"},
+        "n": {"N": "5"},
+        "m": {"M": {"a": {"S": "x"}, "l": {"L": [{"N": "1"}]}}},
+        "s": {"SS": ["a", "b"]},
+        "l": {"L": [{"S": "p"}]},
+    }
+    updates: list[tuple[str, dict[str, str], dict[str, Any]]] = [
+        (
+            "SET #c = :v, #d.#e = :w, version = :n",
+            {"#c": "c", "#d": "m", "#e": "a"},
+            {":v": {"S": "y"}, ":w": {"N": "2"}, ":n": {"N": "1"}},
+        ),
+        (
+            "SET n = n + :one, l = list_append(l, :l), z = if_not_exists(z, :v)",
+            {},
+            {":one": {"N": "1"}, ":l": {"L": [{"S": "q"}]}, ":v": {"S": "new"}},
+        ),
+        ("REMOVE m.l[0], l ADD n :one DELETE s :a", {}, {":one": {"N": "3"}, ":a": {"SS": ["a"]}}),
+        ("SET m.a = :v, m = :w", {}, {":v": {"S": "1"}, ":w": {"M": {}}}),  # overlapping paths
+        ("SET a = :v SET b = :v", {}, {":v": {"S": "1"}}),  # two SET clauses
+        ("SET n = n + :s", {}, {":s": {"S": "text"}}),  # wrong operand type
+        ("SET pk = :v", {}, {":v": {"S": "other"}}),  # a key attribute
+        ("SET a = :undefined", {}, {":v": {"S": "1"}}),
+        ("SET missing.deeper = :v", {}, {":v": {"S": "1"}}),
+    ]
+
+    def answers(table: str) -> list[object]:
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        found: list[object] = []
+        for expression, names, values in updates:
+            dynamodb.put_item(TableName=table, Item=start)
+            try:
+                dynamodb.update_item(
+                    TableName=table,
+                    Key={"pk": {"S": "k"}},
+                    UpdateExpression=expression,
+                    **({"ExpressionAttributeNames": names} if names else {}),
+                    ExpressionAttributeValues=values,
+                )
+                found.append(dynamodb.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True)["Item"])
+            except ClientError as error:
+                found.append(error.response["Error"])
+        return found
+
+    patched = answers("patched")
+    kept_make, kept_copy, kept_traverse = UpdateExpressionParser.make, validators.deepcopy, DepthFirstTraverser.traverse
+    UpdateExpressionParser.make = glue._original_update_expression_make  # type: ignore[method-assign]
+    validators.deepcopy = copy.deepcopy
+    DepthFirstTraverser.traverse = glue._original_traverse  # type: ignore[method-assign]
+    try:
+        original = answers("original")
+    finally:
+        UpdateExpressionParser.make = kept_make  # type: ignore[method-assign]
+        validators.deepcopy = kept_copy
+        DepthFirstTraverser.traverse = kept_traverse  # type: ignore[method-assign]
+    assert patched == original
+    assert [answer.get("Code") for answer in patched[3:]] == ["ValidationException"] * 6  # each refused
