@@ -479,6 +479,8 @@ def test_attribute_values_are_serialised_as_moto_serialises_them(aws: LocalAws) 
         "ss": {"SS": ["a", "b"]},
         "ns": {"NS": ["1", "2"]},
         "m": {"M": {"x": {"S": "y"}, "l": {"L": [{"N": "1"}, {"M": {"deep": {"BOOL": False}}}, {"B": b"\x02"}]}}},
+        "plain": {"M": {"l": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"n": {"NULL": True}, "s": {"NS": ["2"]}}}]}}},
+        "empty": {"M": {"m": {"M": {}}, "l": {"L": []}}},
     }
     dynamodb = aws.client("dynamodb")
     dynamodb.create_table(
