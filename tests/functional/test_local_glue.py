@@ -42,6 +42,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_callback as callback_service,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramRunning
 from moto.stepfunctions.parser.asl.eval.states import States
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -745,3 +746,19 @@ def test_update_expressions_are_parsed_once_and_validated_as_moto_validates_them
         DepthFirstTraverser.traverse = kept_traverse  # type: ignore[method-assign]
     assert patched == original
     assert [answer.get("Code") for answer in patched[3:]] == ["ValidationException"] * 6  # each refused
+
+
+def test_a_running_state_is_copied_as_deepcopy_copies_it() -> None:
+    glue.apply()
+    assert set(vars(ProgramRunning())) == {"_next_state_name", "_next_field_name"}  # names, text or None
+    running = ProgramRunning()
+    running.next_state_name = "Next"
+    running.next_field_name = "Field"
+    copied = copy.deepcopy(running)
+    assert type(copied) is ProgramRunning and copied is not running and vars(copied) == vars(running)
+    copied.next_state_name = "Other"
+    assert running.next_state_name == "Next" and running.next_field_name == "Field"
+    odd = ProgramRunning()
+    odd.__dict__["extra"] = {"nested": []}  # anything else is deep-copied as before
+    copied_odd = copy.deepcopy(odd)
+    assert copied_odd.__dict__["extra"] == {"nested": []} and copied_odd.__dict__["extra"] is not odd.__dict__["extra"]
