@@ -21,6 +21,7 @@ import jsonpath_ng.ext
 import moto
 import pytest
 from botocore.exceptions import ClientError
+from botocore.loaders import JSONFileLoader
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
@@ -28,6 +29,7 @@ from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.validators import Validator
+from moto.ec2.models import availability_zones_and_regions
 from moto.events.utils import EventTemplateParser
 from moto.kinesis.models import Shard as KinesisShard
 from moto.sqs.models import Queue as SqsQueue
@@ -47,7 +49,7 @@ from moto.stepfunctions.parser.asl.eval.states import States
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from incremental_analytics_local import glue
+from incremental_analytics_local import glue, startup
 from incremental_analytics_local.deploy import Stack
 from incremental_analytics_local.engine import GC_THRESHOLDS, LocalAws
 from incremental_analytics_local.pipes import PipeDriver
@@ -762,3 +764,26 @@ def test_a_running_state_is_copied_as_deepcopy_copies_it() -> None:
     odd.__dict__["extra"] = {"nested": []}  # anything else is deep-copied as before
     copied_odd = copy.deepcopy(odd)
     assert copied_odd.__dict__["extra"] == {"nested": []} and copied_odd.__dict__["extra"] is not odd.__dict__["extra"]
+
+
+def test_botocore_s_data_is_read_once_while_the_engine_is_imported_and_as_botocore_reads_it_after() -> None:
+    # What the shared reading is for: moto's EC2 regions, listed through new sessions as the module is imported.
+    assert "get_available_regions" in inspect.getsource(availability_zones_and_regions)
+    assert JSONFileLoader.load_file.__module__ == "botocore.loaders"  # botocore's own again once imported
+    reads: list[str] = []
+    original = JSONFileLoader.load_file
+
+    def counted(self: JSONFileLoader, file_path: str) -> Any:
+        reads.append(file_path)
+        return original(self, file_path)
+
+    JSONFileLoader.load_file = counted  # type: ignore[method-assign]
+    try:
+        with startup.botocore_data_read_once():
+            shared = [boto3.Session().get_available_regions("ec2") for _ in range(3)]
+        endpoint_reads = len([path for path in reads if path.endswith("endpoints")])
+        alone = boto3.Session().get_available_regions("ec2")
+    finally:
+        JSONFileLoader.load_file = original  # type: ignore[method-assign]
+    assert shared == [alone] * 3 and "us-east-1" in alone
+    assert endpoint_reads == 1 and len([path for path in reads if path.endswith("endpoints")]) == 2
