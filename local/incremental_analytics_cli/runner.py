@@ -169,37 +169,39 @@ def run(options: RunOptions) -> dict[str, Any]:
         _save_traces(aws, options.out, executions_run, outcomes)
         counters = product.counters()
 
-    kept = {sequence_to_line[(item["shard_id"], item["sequence_number"])]: item["reason"] for item in quarantined}
-    kept |= dict.fromkeys(sequence_to_line.unputtable, RejectReason.TOO_LARGE.value)
-    rejected = sorted(kept.items())
-    dead_lettered = sequence_to_line.lines_in(parked)
-    states = [delivery_state(item.get("delivery") or {}) for item in audit]
-    summary = _summary(classified, rejected, dead_lettered, outcomes, executions, requests)
-    summary["deliveries"] = deliveries
-    summary["undelivered"] = {
-        "pending": states.count(DeliveryState.PENDING),
-        "abandoned": states.count(DeliveryState.ABANDONED),
-    }
-    summary["redelivery_runs"] = len(scheduled)
-    summary["now"] = now.isoformat()
-    summary["failed_executions"] = sum(1 for execution in executions_run if execution.status != "SUCCEEDED")
-    _write_outputs(options.out, outcomes, audit, attributes, rejected, summary, rules, counters)
-    if dead_lettered:
-        raise RunError(
-            f"{len(dead_lettered)} line(s) could not be counted (first: line {min(dead_lettered)}): the pipe "
-            f"dead-lettered them and reading them back failed until they were parked; see {options.out / 'traces'}"
-        )
-    if evaluation.status != "SUCCEEDED":
-        raise RunError(f"the date and window evaluation failed ({evaluation.error}); see {options.out / 'traces'}")
-    undelivered = summary["undelivered"]
-    if undelivered["pending"] or undelivered["abandoned"]:
-        raise RunError(
-            f"{undelivered['abandoned']} outcome(s) abandoned and {undelivered['pending']} still pending for some "
-            f"sink; see `{command_name()} outcomes abandoned --from {options.out}`"
-        )
-    if disagreeing:
-        raise RunError(f"the attribute sinks disagree for {len(disagreeing)} user(s), first {disagreeing[0]}")
-    return summary
+        # Still inside the engine's block: its collector thresholds hold until the results are written (with
+        # Python's defaults, the first full collection would walk what the engine left, for nothing).
+        kept = {sequence_to_line[(item["shard_id"], item["sequence_number"])]: item["reason"] for item in quarantined}
+        kept |= dict.fromkeys(sequence_to_line.unputtable, RejectReason.TOO_LARGE.value)
+        rejected = sorted(kept.items())
+        dead_lettered = sequence_to_line.lines_in(parked)
+        states = [delivery_state(item.get("delivery") or {}) for item in audit]
+        summary = _summary(classified, rejected, dead_lettered, outcomes, executions, requests)
+        summary["deliveries"] = deliveries
+        summary["undelivered"] = {
+            "pending": states.count(DeliveryState.PENDING),
+            "abandoned": states.count(DeliveryState.ABANDONED),
+        }
+        summary["redelivery_runs"] = len(scheduled)
+        summary["now"] = now.isoformat()
+        summary["failed_executions"] = sum(1 for execution in executions_run if execution.status != "SUCCEEDED")
+        _write_outputs(options.out, outcomes, audit, attributes, rejected, summary, rules, counters)
+        if dead_lettered:
+            raise RunError(
+                f"{len(dead_lettered)} line(s) could not be counted (first: line {min(dead_lettered)}): the pipe "
+                f"dead-lettered them and reading them back failed until they were parked; see {options.out / 'traces'}"
+            )
+        if evaluation.status != "SUCCEEDED":
+            raise RunError(f"the date and window evaluation failed ({evaluation.error}); see {options.out / 'traces'}")
+        undelivered = summary["undelivered"]
+        if undelivered["pending"] or undelivered["abandoned"]:
+            raise RunError(
+                f"{undelivered['abandoned']} outcome(s) abandoned and {undelivered['pending']} still pending for some "
+                f"sink; see `{command_name()} outcomes abandoned --from {options.out}`"
+            )
+        if disagreeing:
+            raise RunError(f"the attribute sinks disagree for {len(disagreeing)} user(s), first {disagreeing[0]}")
+        return summary
 
 
 def _inject(aws: LocalAws, faults: Sequence[Fault]) -> None:

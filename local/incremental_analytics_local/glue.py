@@ -14,17 +14,20 @@ import importlib
 import json
 import logging
 import marshal
+import pickle
 import re
 import sys
 import threading
 import time
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
+import jsonpath_ng
+import jsonpath_ng.ext
 import moto
 from botocore.exceptions import ClientError
 from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
@@ -32,6 +35,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.exceptions import AWSError
 from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, BaseJSONSerializer, XFormedAttributePicker
+from moto.core.utils import camelcase_to_underscores
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
@@ -39,7 +43,8 @@ from moto.events.models import EventsBackend
 from moto.events.models import Rule as EventsRule
 from moto.kinesis.models import KinesisBackend
 from moto.kinesis.models import Shard as KinesisShard
-from moto.sqs.models import sqs_backends
+from moto.sqs.models import Queue as SqsQueue
+from moto.sqs.models import SQSBackend, sqs_backends
 from moto.stepfunctions.parser.api import (
     HistoryEventExecutionDataDetails,
     HistoryEventType,
@@ -56,6 +61,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.path import result_path as result_path_module
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.generic.string_format import (
     StringFormat,
@@ -74,6 +80,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.logging import CloudWatchLoggingConfiguration, CloudWatchLoggingSession
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramRunning
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
@@ -93,6 +100,11 @@ from incremental_analytics_local import (
 )
 
 MOTO_VERSION = "5.2.5"
+
+# moto's expression parsing modules, untyped (ast_nodes and expressions are marked `type: ignore` whole).
+_ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+_expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
+_validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
 
 
 class TimeScale:
@@ -134,6 +146,7 @@ def apply() -> None:
     _start_time_as_text()
     _faster_copies_and_paths()
     _history_details_without_copies()
+    _running_states_copied_directly()
     _attribute_values_serialised_directly()
     _attribute_names_tried_once_per_shape()
     _executions_tell_when_they_end()
@@ -144,6 +157,10 @@ def apply() -> None:
     _payload_limits()
     _kinesis_record_limit()
     _kinesis_sequence_ends_read_directly()
+    _sent_messages_read_one_queue_attribute()
+    _result_and_event_paths_parsed_once()
+    _update_expressions_parsed_once()
+    _expression_trees_walked_without_repeated_type_checks()
     _terminal_errors_escape_states_all()
     _error_names_as_each_integration_raises_them()
     _no_history_api_for_express_executions()
@@ -484,6 +501,70 @@ def take_visible_messages(account_id: str, region: str, queue_name: str) -> list
     return [str(message.body) for message in taken]
 
 
+_sending = threading.local()
+_original_queue_attributes: Any = SqsQueue.attributes  # the property, as moto defines it
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """A queue's attributes as moto's `Queue.attributes` gives them, each worked out when it is read: the same
+    names and values (canary in test_local_glue), without counting the queue's messages for every read."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def _names(self) -> list[str]:
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)  # Policy and RedrivePolicy among them
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        return names
+
+    def __getitem__(self, name: str) -> Any:
+        queue = self._queue
+        if name not in self._names():
+            raise KeyError(name)
+        if name == "Policy" and queue.policy:
+            value = queue.policy
+        elif name == "RedrivePolicy" and queue.redrive_policy:
+            value = json.dumps(queue.redrive_policy)
+        else:
+            value = getattr(queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+def _sent_messages_read_one_queue_attribute() -> None:
+    """SendMessage reads one attribute of its queue (ContentBasedDeduplication) through `Queue.attributes`, which
+    works out all of them, the three message counts among them: each a look at every message of the queue (and
+    at the clock for each). EventBridge putting n events on a queue took time in n squared (a tenth of a `run`
+    of 10,000 events). While a message is sent, a queue's attributes are worked out one by one, as read."""
+    original_send = SQSBackend.send_message
+
+    @functools.wraps(original_send)
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        depth = getattr(_sending, "depth", 0)
+        _sending.depth = depth + 1
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            _sending.depth = depth
+
+    def attributes(self: Any) -> Any:
+        if getattr(_sending, "depth", 0):
+            return _QueueAttributes(self)
+        return _original_queue_attributes.fget(self)
+
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    SqsQueue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
+
+
 def execution_history(account_id: str, region: str, execution_arn: str) -> list[dict[str, Any]]:
     """The execution's history events as GetExecutionHistory gives them (every page), read from moto's backend:
     through the API, serialising and parsing a long history cost a quarter of the demo's time."""
@@ -496,6 +577,100 @@ def execution_history(account_id: str, region: str, execution_arn: str) -> list[
         }
         for event in list(events)
     ]
+
+
+PARSED_EXPRESSIONS_KEPT = 1024
+_parsed_expressions: dict[tuple[type, str], Any] = {}  # (parser, UpdateExpression) -> its tree
+_tree_pickles: dict[int, tuple[Any, bytes]] = {}  # id of a kept tree -> (the tree, its pickle)
+
+
+def _tree_copy(value: Any, memo: Any = None) -> Any:
+    """copy.deepcopy, but for a kept tree: read back from its pickle (a fifth of the time; the same copy, as
+    moto's nodes are plain objects that pickle keeps by their state, as deepcopy copies them)."""
+    found = _tree_pickles.get(id(value))
+    if found is not None and found[0] is value:
+        return pickle.loads(found[1])
+    return copy.deepcopy(value, memo)
+
+
+def _update_expressions_parsed_once() -> None:
+    """moto tokenises and parses an UpdateExpression for every UpdateItem (twice through the API: the handler
+    reads the names and values it uses, the backend validates), and the validator deep-copies the tree to work
+    on: the product's counter statements are a handful of expressions written thousands of times. The tree is
+    only read (the validator changes its copy; the handlers look for clauses): parse each expression once, and
+    copy its tree from a pickle of it. DynamoDB requests run one at a time (_serialise_dynamodb)."""
+    parser = _expressions.UpdateExpressionParser
+    original = parser.make.__func__
+    if getattr(_validators, "deepcopy", None) is not copy.deepcopy:
+        raise RuntimeError("moto's expression validator no longer uses copy.deepcopy: revisit the local engine's glue")
+
+    def make(cls: Any, expression_str: str) -> Any:
+        tree = _parsed_expressions.get((cls, expression_str))
+        if tree is None:
+            tree = original(cls, expression_str)  # an invalid expression raises here, each time
+            if len(_parsed_expressions) >= PARSED_EXPRESSIONS_KEPT:
+                _parsed_expressions.clear()
+                _tree_pickles.clear()
+            _parsed_expressions[(cls, expression_str)] = tree
+            _tree_pickles[id(tree)] = (tree, pickle.dumps(tree))
+        return tree
+
+    parser.make = classmethod(make)
+    _validators.deepcopy = _tree_copy
+
+
+_node_types: dict[type, bool] = {}
+# (the node classes a processor handles, a node's class) -> the first of them the node is an instance of, or None
+_processed_as: dict[tuple[tuple[type, ...], type], type | None] = {}
+
+
+def _is_node(kind: type) -> bool:
+    found = _node_types.get(kind)
+    if found is None:
+        found = _node_types[kind] = issubclass(kind, _ast_nodes.Node)
+    return found
+
+
+def _processing_class(targets: tuple[type, ...], kind: type) -> type | None:
+    key = (targets, kind)
+    if key not in _processed_as:
+        _processed_as[key] = next((target for target in targets if issubclass(kind, target)), None)
+    return _processed_as[key]
+
+
+def _walk(processor: Any, targets: tuple[type, ...], node: Any, child_id: int = -1) -> Any:
+    """moto's DepthFirstTraverser.traverse_node_recursively, its class tests looked up once per node class (moto's
+    nodes are ABCs: each isinstance goes through ABCMeta, tens of them per node and per processor)."""
+    if not _is_node(type(node)):
+        return node
+    parent_node = node.parent
+    if node.children is not None:
+        for i, child_node in enumerate(node.children):
+            processor.pre_processing_of_child(node, i)
+            _walk(processor, targets, child_node, i)
+    target = _processing_class(targets, type(node))
+    if target is not None:
+        node = processor._processing_map()[target](node)
+        node.parent = parent_node
+        if parent_node:
+            parent_node.children[child_id] = node
+    return node
+
+
+def _expression_trees_walked_without_repeated_type_checks() -> None:
+    """Validating an UpdateExpression walks its tree once per processor (ten of them), and each node visited asks
+    ABCMeta several isinstance questions: half the validation's time. Walk the same way with each (node class,
+    processor's classes) answered once. The processors' own work is moto's, unchanged."""
+
+    def traverse(self: Any, node: Any) -> Any:
+        return _walk(self, tuple(self.nodes_to_be_processed()), node)
+
+    _ast_nodes.DepthFirstTraverser.traverse = traverse
+
+
+# moto's own, for the canaries that compare answers with and without the patches above.
+_original_update_expression_make = _expressions.UpdateExpressionParser.make
+_original_traverse = _ast_nodes.DepthFirstTraverser.traverse
 
 
 def _transactions_without_table_copies() -> None:
@@ -573,6 +748,22 @@ def extract_json(path: str, data: Any) -> Any:
     if not matches:
         raise moto_json_path.NoSuchJsonPathError(json_path=path, data=data)
     return matches[0].value
+
+
+def _parsed_path_ext(path: str, debug: bool | None = None) -> Any:
+    """jsonpath_ng.ext.parse, once per path (a parsed path is only read: find, update_or_create)."""
+    return jsonpath_parse(path, debug) if debug else _parsed_path(path)
+
+
+def _result_and_event_paths_parsed_once() -> None:
+    """A state's ResultPath, and each of the eight paths of EventBridge's default input template (for every target
+    of every matched event), were parsed again at each use: PLY's parser is built anew for each parse (tenths of
+    a millisecond). Parse each path once."""
+    if getattr(result_path_module, "parse", None) is not jsonpath_ng.parse:  # type: ignore[attr-defined]
+        raise RuntimeError("moto's ResultPath no longer parses with jsonpath_ng.parse: revisit the local engine's glue")
+    result_path_module.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.parse)  # type: ignore[attr-defined]
+    # moto's EventTemplateParser.parse imports jsonpath_ng.ext's parse at each call.
+    jsonpath_ng.ext.parse = _parsed_path_ext  # type: ignore[attr-defined]
 
 
 def _definite_json_paths() -> None:
@@ -713,24 +904,68 @@ def _history_details_without_copies() -> None:
     field._get_state_exited_event_details = _get_state_exited_event_details  # type: ignore[method-assign]
 
 
+def _copy_running_state(self: Any, memo: dict[int, Any]) -> Any:
+    """What copy.deepcopy makes of a ProgramRunning (a new object, its attributes deep-copied), without the
+    generic reduce protocol: its attributes are names, text or None, which a deep copy leaves as they are."""
+    kind: Any = type(self)
+    copied = kind.__new__(kind)
+    memo[id(self)] = copied
+    state = vars(self)
+    plain = all(type(value) in (str, type(None)) for value in state.values())
+    copied.__dict__.update(state if plain else copy.deepcopy(state, memo))
+    return copied
+
+
+def _running_states_copied_directly() -> None:
+    """Every frame the interpreter opens (each Task attempt, Map iteration, Parallel branch) and each look at an
+    execution's state deep-copies its ProgramRunning through copy's generic reduce protocol (0.7 s of a run of
+    10,000 events). Copy it directly."""
+    if "__deepcopy__" in vars(ProgramRunning) or "__reduce_ex__" in vars(ProgramRunning):
+        raise RuntimeError("moto's ProgramRunning copies itself now: revisit the local engine's glue")
+    ProgramRunning.__deepcopy__ = _copy_running_state  # type: ignore[attr-defined]
+
+
 # DynamoDB's AttributeValue (a union: one of these members).
 _ATTRIBUTE_VALUE_MEMBERS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
 _original_structure_serialiser = BaseJSONSerializer._serialize_type_structure
 
 
+def _plain_attribute_value(value: Any) -> bool:
+    """An AttributeValue the serialiser writes as it stands: a string, number, boolean or null, a string or number
+    set, or a list or map of such values (a binary is written base64-encoded)."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    ((kind, data),) = value.items()
+    if kind in ("S", "N"):
+        return type(data) is str
+    if kind in ("BOOL", "NULL"):
+        return type(data) is bool
+    if kind in ("SS", "NS"):
+        return type(data) is list and all(type(member) is str for member in data)
+    if kind == "M":
+        return type(data) is dict and all(type(name) is str and _plain_attribute_value(v) for name, v in data.items())
+    if kind == "L":
+        return type(data) is list and all(_plain_attribute_value(member) for member in data)
+    return False
+
+
 def _attribute_values_serialised_directly() -> None:
     """moto's response serialiser walks DynamoDB's AttributeValue shape for every attribute of every item it
-    answers, trying several spellings of each of its ten members (a Scan of 10,000 items took seconds). A string,
-    number, boolean or null value is already what the serialiser writes: write it as it is. Sets, lists, maps and
-    binaries go the serialiser's way (their members come back here)."""
+    answers, trying several spellings of each of its ten members, down every list and map (a Scan of 10,000 items
+    took seconds; a counter's lists of ids, a tenth of a run's DynamoDB time). A value of strings, numbers,
+    booleans, nulls, string and number sets, lists and maps is already what the serialiser writes: write it as
+    it is (the answer is turned into JSON text at once). Binaries go the serialiser's way (their members come
+    back here)."""
 
     def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
-        if key and type(value) is dict and len(value) == 1 and shape.name == "AttributeValue":
-            ((kind, data),) = value.items()
-            scalar = (kind in ("S", "N") and type(data) is str) or (kind in ("BOOL", "NULL") and type(data) is bool)
-            if scalar and set(shape.members) == _ATTRIBUTE_VALUE_MEMBERS:
-                self._default_serialize(serialized, {kind: data}, shape, key)
-                return
+        if (
+            key
+            and shape.name == "AttributeValue"
+            and _plain_attribute_value(value)
+            and set(shape.members) == _ATTRIBUTE_VALUE_MEMBERS
+        ):
+            self._default_serialize(serialized, value, shape, key)
+            return
         _original_structure_serialiser(self, serialized, value, shape, key)
 
     BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]

@@ -3,6 +3,7 @@ and each shows the patched behaviour working."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
 import gc
@@ -13,16 +14,27 @@ import re
 import subprocess
 import sys
 from decimal import Decimal
+from typing import Any
 
 import boto3
+import jsonpath_ng.ext
 import moto
 import pytest
 from botocore.exceptions import ClientError
+from botocore.loaders import JSONFileLoader
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing import validators
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.parsing.validators import Validator
+from moto.ec2.models import availability_zones_and_regions
+from moto.events.utils import EventTemplateParser
 from moto.kinesis.models import Shard as KinesisShard
 from moto.sqs.models import Queue as SqsQueue
+from moto.sqs.models import SQSBackend, sqs_backends
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -32,11 +44,12 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_callback as callback_service,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramRunning
 from moto.stepfunctions.parser.asl.eval.states import States
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from incremental_analytics_local import glue
+from incremental_analytics_local import glue, startup
 from incremental_analytics_local.deploy import Stack
 from incremental_analytics_local.engine import GC_THRESHOLDS, LocalAws
 from incremental_analytics_local.pipes import PipeDriver
@@ -469,6 +482,8 @@ def test_attribute_values_are_serialised_as_moto_serialises_them(aws: LocalAws) 
         "ss": {"SS": ["a", "b"]},
         "ns": {"NS": ["1", "2"]},
         "m": {"M": {"x": {"S": "y"}, "l": {"L": [{"N": "1"}, {"M": {"deep": {"BOOL": False}}}, {"B": b"\x02"}]}}},
+        "plain": {"M": {"l": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"n": {"NULL": True}, "s": {"NS": ["2"]}}}]}}},
+        "empty": {"M": {"m": {"M": {}}, "l": {"L": []}}},
     }
     dynamodb = aws.client("dynamodb")
     dynamodb.create_table(
@@ -574,3 +589,201 @@ def test_taking_a_queue_s_messages_is_receiving_and_deleting_them_all(aws: Local
     assert glue.take_visible_messages("123456789012", aws.region, "taken") == [f"m{n}" for n in range(13)]
     assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
     assert glue.take_visible_messages("123456789012", aws.region, "taken") == []
+
+
+def test_a_message_sent_reads_its_queue_s_attributes_as_moto_works_them_out(aws: LocalAws) -> None:
+    source = inspect.getsource(SQSBackend.send_message.__wrapped__)  # type: ignore[attr-defined]
+    assert 'queue.attributes.get("ContentBasedDeduplication")' in source  # the one attribute it reads
+    sqs = aws.client("sqs")
+    dead = sqs.create_queue(QueueName="dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*"}]})
+    kinds = {
+        "plain": {},
+        "fifo.fifo": {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+        "kms": {"KmsMasterKeyId": "alias/aws/sqs"},
+        "redriven": {
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 2}),
+            "Policy": policy,
+        },
+    }
+    backend = sqs_backends["123456789012"][aws.region]
+    for name, attributes in kinds.items():
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        group = {"MessageGroupId": "g"} if name.endswith(".fifo") else {}
+        sqs.send_message(QueueUrl=url, MessageBody="one", **group)
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=900) if not group else None
+        queue = backend.get_queue(name)
+        assert isinstance(queue.attributes, dict)  # outside SendMessage: moto's own
+        assert dict(glue._QueueAttributes(queue)) == glue._original_queue_attributes.fget(queue) == queue.attributes
+    # Content-based deduplication (the attribute SendMessage reads) still drops the same body sent twice.
+    fifo = sqs.get_queue_url(QueueName="fifo.fifo")["QueueUrl"]
+    sqs.send_message(QueueUrl=fifo, MessageBody="one", MessageGroupId="g")
+    sqs.send_message(QueueUrl=fifo, MessageBody="two", MessageGroupId="g")
+    received = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in received] == ["one", "two"]
+
+
+def test_result_paths_and_event_bridge_s_input_paths_are_parsed_once(aws: LocalAws) -> None:
+    assert "from jsonpath_ng.ext import parse" in inspect.getsource(EventTemplateParser.parse)  # read at each call
+    assert jsonpath_ng.ext.parse("$.detail.a") is jsonpath_ng.ext.parse("$.detail.a")
+    assert result_path.parse("$.r.s") is result_path.parse("$.r.s")
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "ResultPath": "$.r.s", "End": True}}}
+    machine = _machine(aws, "result-path", definition)
+    for n in range(2):  # the second execution reuses the parsed path
+        arn = aws.client("stepfunctions").start_execution(stateMachineArn=machine, input=json.dumps({"n": n}))
+        assert aws.wait_for_execution(arn["executionArn"]).output == {"n": n, "r": {"s": 1}}
+    # EventBridge's default input template, filled from the event by the parsed paths.
+    events, sqs = aws.client("events"), aws.client("sqs")
+    url = sqs.create_queue(QueueName="bus-copy")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventPattern=json.dumps({"source": ["s"]}))
+    events.put_targets(Rule="all", Targets=[{"Id": "q", "Arn": arn}])
+    for n in range(2):
+        events.put_events(Entries=[{"Source": "s", "DetailType": "t", "Detail": json.dumps({"n": n})}])
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert [(body["source"], body["detail-type"], body["detail"]) for body in bodies] == [
+        ("s", "t", {"n": 0}),
+        ("s", "t", {"n": 1}),
+    ]
+    event = {**bodies[0], "time": 1700000000, "account": "123456789012", "ingestion-time": 1}  # as the rule has it
+    filled = EventTemplateParser.parse(input_template="", input_paths_map={}, event=event)
+    jsonpath_ng.ext.parse = glue.jsonpath_parse  # each path parsed at each use, as moto does
+    try:
+        assert EventTemplateParser.parse(input_template="", input_paths_map={}, event=event) == filled
+        assert filled == {**bodies[0], "time": 1700000000}
+    finally:
+        jsonpath_ng.ext.parse = glue._parsed_path_ext
+
+
+def test_the_collector_skips_its_last_collections_when_the_process_exits() -> None:
+    script = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen' if gc.get_freeze_count() else 'not frozen'))\n"
+        "from incremental_analytics_local.engine import LocalAws\n"
+        "LocalAws().start().stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "frozen"
+
+
+# moto 5.2.5's DepthFirstTraverser.traverse_node_recursively, which glue's _walk follows step by step.
+TRAVERSE_SHA256 = "d7f01d9b45cf9f64ac84751ec4c8cab3114e7c179350eb1b81ffe5f0a114aa78"
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(found for sub in cls.__subclasses__() for found in _subclasses(sub))]
+
+
+def test_update_expressions_are_parsed_once_and_validated_as_moto_validates_them(aws: LocalAws) -> None:
+    update_item = inspect.getsource(DynamoDBBackend.update_item.__wrapped__)  # type: ignore[attr-defined]
+    assert "update_expression_ast = UpdateExpressionParser.make(update_expression)" in update_item
+    assert "self.node_to_validate = deepcopy(expression)" in inspect.getsource(Validator)
+    walk = inspect.getsource(DepthFirstTraverser.traverse_node_recursively)
+    assert hashlib.sha256(walk.encode()).hexdigest() == TRAVERSE_SHA256
+    for processor in _subclasses(DepthFirstTraverser)[1:]:  # each processor walks as the base class does
+        assert not {"traverse", "traverse_node_recursively", "nodes_to_be_processed", "process"} & set(vars(processor))
+    assert UpdateExpressionParser.make("SET a = :v") is UpdateExpressionParser.make("SET a = :v")
+    dynamodb = aws.client("dynamodb")
+    start = {
+        "pk": {"S": "k"},
+        "n": {"N": "5"},
+        "m": {"M": {"a": {"S": "x"}, "l": {"L": [{"N": "1"}]}}},
+        "s": {"SS": ["a", "b"]},
+        "l": {"L": [{"S": "p"}]},
+    }
+    updates: list[tuple[str, dict[str, str], dict[str, Any]]] = [
+        (
+            "SET #c = :v, #d.#e = :w, version = :n",
+            {"#c": "c", "#d": "m", "#e": "a"},
+            {":v": {"S": "y"}, ":w": {"N": "2"}, ":n": {"N": "1"}},
+        ),
+        (
+            "SET n = n + :one, l = list_append(l, :l), z = if_not_exists(z, :v)",
+            {},
+            {":one": {"N": "1"}, ":l": {"L": [{"S": "q"}]}, ":v": {"S": "new"}},
+        ),
+        ("REMOVE m.l[0], l ADD n :one DELETE s :a", {}, {":one": {"N": "3"}, ":a": {"SS": ["a"]}}),
+        ("SET m.a = :v, m = :w", {}, {":v": {"S": "1"}, ":w": {"M": {}}}),  # overlapping paths
+        ("SET a = :v SET b = :v", {}, {":v": {"S": "1"}}),  # two SET clauses
+        ("SET n = n + :s", {}, {":s": {"S": "text"}}),  # wrong operand type
+        ("SET pk = :v", {}, {":v": {"S": "other"}}),  # a key attribute
+        ("SET a = :undefined", {}, {":v": {"S": "1"}}),
+        ("SET missing.deeper = :v", {}, {":v": {"S": "1"}}),
+    ]
+
+    def answers(table: str) -> list[object]:
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        found: list[object] = []
+        for expression, names, values in updates:
+            dynamodb.put_item(TableName=table, Item=start)
+            try:
+                dynamodb.update_item(
+                    TableName=table,
+                    Key={"pk": {"S": "k"}},
+                    UpdateExpression=expression,
+                    **({"ExpressionAttributeNames": names} if names else {}),
+                    ExpressionAttributeValues=values,
+                )
+                found.append(dynamodb.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True)["Item"])
+            except ClientError as error:
+                found.append(error.response["Error"])
+        return found
+
+    patched = answers("patched")
+    kept_make, kept_copy, kept_traverse = UpdateExpressionParser.make, validators.deepcopy, DepthFirstTraverser.traverse
+    UpdateExpressionParser.make = glue._original_update_expression_make  # type: ignore[method-assign]
+    validators.deepcopy = copy.deepcopy
+    DepthFirstTraverser.traverse = glue._original_traverse  # type: ignore[method-assign]
+    try:
+        original = answers("original")
+    finally:
+        UpdateExpressionParser.make = kept_make  # type: ignore[method-assign]
+        validators.deepcopy = kept_copy
+        DepthFirstTraverser.traverse = kept_traverse  # type: ignore[method-assign]
+    assert patched == original
+    assert [answer.get("Code") for answer in patched[3:]] == ["ValidationException"] * 6  # each refused
+
+
+def test_a_running_state_is_copied_as_deepcopy_copies_it() -> None:
+    glue.apply()
+    assert set(vars(ProgramRunning())) == {"_next_state_name", "_next_field_name"}  # names, text or None
+    running = ProgramRunning()
+    running.next_state_name = "Next"
+    running.next_field_name = "Field"
+    copied = copy.deepcopy(running)
+    assert type(copied) is ProgramRunning and copied is not running and vars(copied) == vars(running)
+    copied.next_state_name = "Other"
+    assert running.next_state_name == "Next" and running.next_field_name == "Field"
+    odd = ProgramRunning()
+    odd.__dict__["extra"] = {"nested": []}  # anything else is deep-copied as before
+    copied_odd = copy.deepcopy(odd)
+    assert copied_odd.__dict__["extra"] == {"nested": []} and copied_odd.__dict__["extra"] is not odd.__dict__["extra"]
+
+
+def test_botocore_s_data_is_read_once_while_the_engine_is_imported_and_as_botocore_reads_it_after() -> None:
+    # What the shared reading is for: moto's EC2 regions, listed through new sessions as the module is imported.
+    assert "get_available_regions" in inspect.getsource(availability_zones_and_regions)
+    assert JSONFileLoader.load_file.__module__ == "botocore.loaders"  # botocore's own again once imported
+    reads: list[str] = []
+    original = JSONFileLoader.load_file
+
+    def counted(self: JSONFileLoader, file_path: str) -> Any:
+        reads.append(file_path)
+        return original(self, file_path)
+
+    JSONFileLoader.load_file = counted  # type: ignore[method-assign]
+    try:
+        with startup.botocore_data_read_once():
+            shared = [boto3.Session().get_available_regions("ec2") for _ in range(3)]
+        endpoint_reads = len([path for path in reads if path.endswith("endpoints")])
+        alone = boto3.Session().get_available_regions("ec2")
+    finally:
+        JSONFileLoader.load_file = original  # type: ignore[method-assign]
+    assert shared == [alone] * 3 and "us-east-1" in alone
+    assert endpoint_reads == 1 and len([path for path in reads if path.endswith("endpoints")]) == 2
