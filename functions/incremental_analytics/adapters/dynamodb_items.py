@@ -41,7 +41,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from incremental_analytics.adapters.item_size import value_size
 from incremental_analytics.domain.commits import Chunk
 from incremental_analytics.domain.dedupe import Seen
-from incremental_analytics.domain.delivery import initial_delivery, pack_request, request_of_item
+from incremental_analytics.domain.delivery import ITEM_FIELDS, initial_delivery, pack_request, request_of_item
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
 from incremental_analytics.domain.replay import CounterState
@@ -320,11 +320,7 @@ def outbox_item(delivery: Mapping[str, Any], committed_at: str, shards: int) -> 
     outcome = delivery["outcome"]
     return item_to_dynamo(
         {
-            "user_id": outcome["user_id"],
-            "outcome_id": outcome["outcome_id"],
-            "rule_id": outcome["rule_id"],
-            "kind": outcome["kind"],
-            "output": outcome["output"],
+            **{name: outcome[name] for name in ITEM_FIELDS},  # what the packed request leaves out
             "committed_at": committed_at,
             "request": pack_request(delivery),
             "delivery": initial_delivery(),

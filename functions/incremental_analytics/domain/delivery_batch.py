@@ -116,13 +116,14 @@ def claims(raw: Any, *, table: str, execution: str, now: str) -> dict[str, Any]:
     keys = input_keys(raw)
     if len(keys) > STATEMENTS_PER_BATCH:
         raise ValueError(f"at most {STATEMENTS_PER_BATCH} outcomes an execution, not {len(keys)}")
+    me = holder(execution)
     statements = [
         {
             "Statement": f'UPDATE "{table}" SET "claimed_by" = ? SET "attempted_at" = ? SET "delivery_attempts" = ? '
             'WHERE "user_id" = ? AND "outcome_id" = ? AND begins_with("undelivered", ?) '
             'AND "delivery_attempts" = ? AND ("claimed_by" IS MISSING OR "attempted_at" < ?)',
             "Parameters": [
-                {"S": holder(execution)},
+                {"S": me},
                 {"S": now},
                 {"N": str(key["attempts"] + 1)},
                 {"S": key["user_id"]},
