@@ -20,6 +20,7 @@ from moto.dynamodb.models import dynamodb_backends
 from incremental_analytics.adapters.dynamodb_items import timeseries_items
 from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, epoch_ms
+from incremental_analytics.settings import TIMESERIES_SHARDS
 from incremental_analytics_local.engine import ACCOUNT_ID, LocalAws
 from incremental_analytics_local.product import LocalProduct
 
@@ -47,7 +48,7 @@ def _history(aws: LocalAws, product: LocalProduct, events: int) -> None:
         key=lambda event: event.timestamp_ms,
     )
     for start in range(0, len(history), 100):
-        for item in timeseries_items(history[start : start + 100], shards=4, ttl_seconds=400 * 86_400):
+        for item in timeseries_items(history[start : start + 100], shards=TIMESERIES_SHARDS, ttl_seconds=400 * 86_400):
             table.put_item(item)
 
 

@@ -11,6 +11,12 @@ from incremental_analytics.domain.events import IdentityMode
 # Partitions of the outbox's pending outcomes in its `undelivered` index (writes spread over them).
 PENDING_SHARDS = 4
 
+# The time series is written to one partition an event type and day: packed, one partition key carries some 12,000
+# events a second (docs/design.md#the-time-series). Releases before spread it over four by the user's hash; the
+# evaluation reads those four until TimeSeriesRetentionDays has ended the items they hold.
+TIMESERIES_SHARDS = 1
+TIMESERIES_SHARDS_BEFORE = 4
+
 
 class SettingsError(ValueError):
     pass
@@ -29,12 +35,17 @@ class Settings:
     identity: IdentityMode = IdentityMode.USER_OR_ENDPOINT
     dedupe_retention_days: int = 7
     timeseries_retention_days: int = 400
-    timeseries_shards: int = 4
+    timeseries_shards: int = TIMESERIES_SHARDS
     rules_cache_seconds: int = 30
     pending_shards: int = PENDING_SHARDS
     lateness_hours: int = 24
     redeliver_after_seconds: int = 300
     timeseries_for_all_events: bool = True
+
+    @property
+    def timeseries_read_shards(self) -> range:
+        """The time series' shards the evaluation reads: those written now, and those of earlier releases."""
+        return range(max(self.timeseries_shards, TIMESERIES_SHARDS_BEFORE))
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,7 +85,7 @@ class Settings:
             identity=IdentityMode(identity),
             dedupe_retention_days=number("DEDUPE_RETENTION_DAYS", 7),
             timeseries_retention_days=number("TIMESERIES_RETENTION_DAYS", 400),
-            timeseries_shards=number("TIMESERIES_SHARDS", 4),
+            timeseries_shards=number("TIMESERIES_SHARDS", TIMESERIES_SHARDS),
             rules_cache_seconds=number("RULES_CACHE_SECONDS", 30),
             pending_shards=number("PENDING_SHARDS", PENDING_SHARDS),
             lateness_hours=number("LATENESS_HOURS", 24),

@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from incremental_analytics.adapters.dynamodb_io import scan_all
-from incremental_analytics.adapters.dynamodb_items import timeseries_events
+from incremental_analytics.adapters.dynamodb_items import timeseries_events, timeseries_items
+from incremental_analytics.domain.events import Event
 from incremental_analytics.domain.periods import evaluate_period
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, SumCondition, epoch_ms
 from incremental_analytics_local.engine import ExecutionResult, LocalAws
@@ -207,6 +208,36 @@ def test_a_second_run_reads_only_open_days_and_equals_a_full_recomputation(
     expected = evaluate_period(rule, now + dt.timedelta(hours=1), _frame(rule, history))
     assert "u0" in expected.qualified and "u0" not in _qualified_after(product, first_only=True)
     assert _qualified_after(product) == set(expected.qualified)
+
+
+def test_a_stack_updated_in_place_reads_the_four_shards_earlier_releases_wrote(
+    aws: LocalAws, product: LocalProduct
+) -> None:
+    """Earlier releases spread an event type's day over four partitions by the user's hash; this one writes one.
+    The evaluation reads both, so events stored before an update still count."""
+    users = [f"u{n}" for n in range(12)]
+    seed_endpoints(aws, users)
+    seed_profiles(aws, users)
+    product.put_rules([OPENS_WINDOW])
+    earlier = [Event(f"old-{user}", user, "app_open", epoch_ms(at(2021, 5, 10, 1))) for user in users]
+    with aws.uncounted():
+        for item in timeseries_items(earlier, shards=4, ttl_seconds=400 * 86_400):
+            aws.client("dynamodb").put_item(TableName=product.table("TimeSeriesTable"), Item=item)
+    assert len({item["pk"]["S"] for item in _stored_items(aws, product)}) == 4
+
+    ingest(product, [event(user, at(2021, 5, 10, 5), event_type="app_open") for user in users[:8]])
+    new = [
+        (item["pk"]["S"], stored.user_id)
+        for item in _stored_items(aws, product)
+        for stored in timeseries_events(item)
+        if not stored.event_id.startswith("old-")
+    ]
+    assert sorted(new) == [("app_open#2021-05-10#0", user) for user in sorted(users[:8])]  # one partition a day
+
+    result = evaluated(product.evaluate_periods(at(2021, 5, 11, 1)))
+    assert result["qualified"] == 8  # an earlier event and a new one each; the other four have one
+    product.deliver()
+    assert attribute(product, "trk_window_app_open") == dict.fromkeys(users[:8], "ready")
 
 
 def test_a_closed_date_rule_is_not_evaluated_again(product: LocalProduct) -> None:

@@ -89,7 +89,7 @@ def plan_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
     roll = [
         {"day": day.isoformat(), "shard": shard}
         for day in days.closed
-        for shard in range(config.timeseries_shards)
+        for shard in config.timeseries_read_shards
         if store.rollup_key(rule, day, shard) not in rolled
     ]
     found = client("dynamodb").get_item(
@@ -156,7 +156,7 @@ def evaluate_rule(event: Mapping[str, Any], config: Settings) -> dict[str, Any]:
     run, execution = str(event["run"]), str(event["execution"])
     s3, bucket = client("s3"), config.data_bucket
     closed = [dt.date.fromisoformat(day) for day in event["closed_days"]]
-    shards = range(config.timeseries_shards)
+    shards = config.timeseries_read_shards
     rollups = [store.rollup_key(rule, day, shard) for day in closed for shard in shards]
     rows, items_read = [], 0
     for day in (dt.date.fromisoformat(text) for text in event["open_days"]):
