@@ -19,7 +19,7 @@ from incremental_analytics.adapters.dynamodb_items import (
 )
 from incremental_analytics.domain.commits import plan_commits
 from incremental_analytics.domain.dedupe import Seen, record
-from incremental_analytics.domain.delivery_batch import NEVER_STALE, claims, holder
+from incremental_analytics.domain.delivery_batch import claims, holder
 from incremental_analytics.domain.outcomes import Contribution
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from incremental_analytics_local.engine import LocalAws
@@ -206,22 +206,29 @@ def _outcome(dynamodb: Any, outcome_id: str, **attributes: dict[str, str]) -> No
     dynamodb.put_item(TableName=AUDIT, Item={**item, **attributes})
 
 
-def _claim(dynamodb: Any, outcome_ids: list[str], *, attempts: int = 0, stale_before: str = NEVER_STALE) -> list[Any]:
-    page = {
-        "outcomes": [
-            {"user_id": "u1", "outcome_id": outcome_id, "attempts": attempts, "stale_before": stale_before}
-            for outcome_id in outcome_ids
-        ]
-    }
+def _claim(dynamodb: Any, outcome_ids: list[str], *, attempts: int = 0, stale_before: str | None = None) -> list[Any]:
+    """Claims as an execution from the stream (no `stale_before`) or a page of the redelivery makes them."""
+    keys = [{"user_id": "u1", "outcome_id": outcome_id} for outcome_id in outcome_ids]
+    page: Any = (
+        [{"dynamodb": {"Keys": {name: {"S": value} for name, value in key.items()}}} for key in keys]
+        if stale_before is None
+        else {"outcomes": [{**key, "attempts": attempts, "stale_before": stale_before} for key in keys]}
+    )
     shaped = claims(page, table=AUDIT, execution=DELIVERER, now="2026-12-01T12:00:00.000Z")
     responses = dynamodb.batch_execute_statement(Statements=shaped["claims"])["Responses"]
     return [response.get("Error", {}).get("Code") for response in responses]
 
 
+def _stored(dynamodb: Any, outcome_id: str) -> dict[str, Any]:
+    key = {"user_id": {"S": "u1"}, "outcome_id": {"S": outcome_id}}
+    found: dict[str, Any] = dynamodb.get_item(TableName=AUDIT, Key=key, ConsistentRead=True)["Item"]
+    return found
+
+
 def test_the_delivery_claims_hold_only_outcomes_pending_with_the_attempts_read_and_no_live_holder(
     dynamodb: Any,
 ) -> None:
-    """The delivery's claim (domain/delivery_batch.claims) as DynamoDB runs it: begins_with, a comparison, a
+    """The delivery's claims (domain/delivery_batch.claims) as DynamoDB runs them: begins_with, a comparison, a
     missing attribute and OR are conditions of the write ("PartiQL select statements for DynamoDB", functions
     BEGINS_WITH and MISSING); each statement fails or is written on its own."""
     dynamodb.create_table(
@@ -237,7 +244,7 @@ def test_the_delivery_claims_hold_only_outcomes_pending_with_the_attempts_read_a
         BillingMode="PAY_PER_REQUEST",
     )
     _outcome(dynamodb, "free")
-    _outcome(dynamodb, "held", claimed_by={"S": "another"}, attempted_at={"S": "2026-12-01T11:55:00.000Z"})
+    _outcome(dynamodb, "held", claimed_by={"S": "another"}, claimed_at={"S": "2026-12-01T11:55:00.000Z"})
     _outcome(dynamodb, "done")
     dynamodb.update_item(
         TableName=AUDIT,
@@ -246,21 +253,43 @@ def test_the_delivery_claims_hold_only_outcomes_pending_with_the_attempts_read_a
     )
     _outcome(dynamodb, "abandoned", undelivered={"S": "ABANDONED"})
     _outcome(dynamodb, "tried", delivery_attempts={"N": "1"})
-    assert _claim(dynamodb, ["free", "held", "missing", "done", "abandoned", "tried"]) == [
+    expected = [
         None,
-        "ConditionalCheckFailed",  # another execution holds it, and not for long
+        "ConditionalCheckFailed",  # another execution holds it
         "ConditionalCheckFailed",  # no such item: nothing is created
         "ConditionalCheckFailed",  # no sink lacks it
         "ConditionalCheckFailed",  # abandoned
         "ConditionalCheckFailed",  # an attempt began since the input was read
     ]
-    key = {"user_id": {"S": "u1"}, "outcome_id": {"S": "free"}}
-    claimed = dynamodb.get_item(TableName=AUDIT, Key=key, ConsistentRead=True)["Item"]
+    outcomes = ["free", "held", "missing", "done", "abandoned", "tried"]
+    assert _claim(dynamodb, outcomes) == expected
+    # From the stream: the hold alone, not the attempts or their time, which the undelivered index projects.
+    claimed = _stored(dynamodb, "free")
+    assert claimed["claimed_by"] == {"S": holder(DELIVERER)} and claimed["claimed_at"] == {
+        "S": "2026-12-01T12:00:00.000Z"
+    }
+    assert claimed["delivery_attempts"] == {"N": "0"} and "attempted_at" not in claimed
+    # The stream never takes a hold over, however old: a batch the Pipe retries is left to the redelivery.
+    assert _claim(dynamodb, ["held"]) == ["ConditionalCheckFailed"]
+
+    # The redelivery's page: the same refusals while the holds live; it counts the attempt and when it began.
+    dynamodb.update_item(
+        TableName=AUDIT, Key={"user_id": {"S": "u1"}, "outcome_id": {"S": "free"}}, UpdateExpression="REMOVE claimed_by"
+    )
+    assert _claim(dynamodb, outcomes, stale_before="2026-12-01T11:00:00.000Z") == expected
+    claimed = _stored(dynamodb, "free")
     assert claimed["claimed_by"] == {"S": holder(DELIVERER)} and claimed["delivery_attempts"] == {"N": "1"}
-    assert claimed["attempted_at"] == {"S": "2026-12-01T12:00:00.000Z"}
-    # A hold older than stale_before is taken over; a missing item is still not created.
-    assert _claim(dynamodb, ["held", "missing"], stale_before="2026-12-01T11:56:00.000Z") == [
+    assert claimed["attempted_at"] == claimed["claimed_at"] == {"S": "2026-12-01T12:00:00.000Z"}
+    # A hold older than stale_before is taken over, timed by `claimed_at` or, held by an earlier release, by
+    # `attempted_at`; a missing item is still not created.
+    _outcome(dynamodb, "held-before", claimed_by={"S": "another"}, attempted_at={"S": "2026-12-01T11:55:00.000Z"})
+    assert _claim(dynamodb, ["held", "held-before", "missing"], stale_before="2026-12-01T11:56:00.000Z") == [
+        None,
         None,
         "ConditionalCheckFailed",
     ]
-    assert dynamodb.get_item(TableName=AUDIT, Key={**key, "outcome_id": {"S": "missing"}}).get("Item") is None
+    assert _claim(dynamodb, ["tried"], attempts=1, stale_before="2026-12-01T11:56:00.000Z") == [None]
+    assert (
+        dynamodb.get_item(TableName=AUDIT, Key={"user_id": {"S": "u1"}, "outcome_id": {"S": "missing"}}).get("Item")
+        is None
+    )

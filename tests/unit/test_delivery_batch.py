@@ -14,9 +14,12 @@ from incremental_analytics.domain import delivery_batch
 from incremental_analytics.domain.delivery import delivery_item, request_of_item
 from incremental_analytics.domain.outcomes import OutcomeKind
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from incremental_analytics_local.cfn import read_template
+from incremental_analytics_local.product import TEMPLATE
 from tests.unit.helpers import first_outcome
 
 ME = "arn:aws:states:us-east-1:1:express:deliver:me"
+(UNDELIVERED_INDEX,) = read_template(TEMPLATE)["Resources"]["AuditTable"]["Properties"]["GlobalSecondaryIndexes"]
 SETTINGS = {
     "event_bus": "bus",
     "pinpoint_application_id": "app",
@@ -73,9 +76,11 @@ def test_each_claim_is_a_conditional_update_of_its_own_for_this_execution() -> N
     claim = shaped["claims"][2]
     assert claim["Statement"].startswith('UPDATE "audit" SET "claimed_by" = ?')
     assert 'begins_with("undelivered", ?)' in claim["Statement"]
-    # this execution's mark, one attempt more, the key, pending, the attempts it had, the staleness bound
+    # this execution's mark, when it holds it, when the attempt began, one attempt more, the key, pending, the
+    # attempts it had, the staleness bound (of a hold, and of a hold timed by its attempt)
     assert claim["Parameters"] == [
         {"S": delivery_batch.holder(ME)},
+        {"S": "N"},
         {"S": "N"},
         {"N": "3"},
         {"S": "u2"},
@@ -83,7 +88,30 @@ def test_each_claim_is_a_conditional_update_of_its_own_for_this_execution() -> N
         {"S": "P"},
         {"N": "2"},
         {"S": "T"},
+        {"S": "T"},
     ]
+
+
+def test_a_claim_from_the_stream_sets_only_the_hold_which_the_index_does_not_project() -> None:
+    record = {"eventName": "INSERT", "dynamodb": {"Keys": {"user_id": {"S": "u"}, "outcome_id": {"S": "o"}}}}
+    (claim,) = delivery_batch.claims([record], table="audit", execution=ME, now="N")["claims"]
+    assert claim["Statement"] == (
+        'UPDATE "audit" SET "claimed_by" = ? SET "claimed_at" = ? WHERE "user_id" = ? AND "outcome_id" = ? '
+        'AND begins_with("undelivered", ?) AND "delivery_attempts" = ? AND "claimed_by" IS MISSING'
+    )
+    assert claim["Parameters"] == [
+        {"S": delivery_batch.holder(ME)},
+        {"S": "N"},
+        {"S": "u"},
+        {"S": "o"},
+        {"S": "P"},
+        {"N": "0"},
+    ]
+    projected = set(UNDELIVERED_INDEX["Projection"]["NonKeyAttributes"]) | {"undelivered", "committed_at"}
+    assert not projected & {"claimed_by", "claimed_at"}
+
+
+def test_too_many_outcomes_for_one_claim_request_are_refused() -> None:
     too_many = {
         "outcomes": [{"user_id": "u", "outcome_id": f"o{n}", "attempts": 0, "stale_before": "T"} for n in range(26)]
     }
@@ -272,6 +300,27 @@ def test_one_failed_event_bridge_entry_fails_its_outcome_alone() -> None:
     assert all("claimed_by" not in item for item in puts)  # the hold is released
     assert ["undelivered" in item for item in puts] == [False, True, False]
     assert puts[1]["delivery"]["M"]["pinpoint"] == {"S": "delivered"} and settled["abandoned"] == []
+
+
+def test_an_attempt_claimed_from_the_stream_is_counted_when_it_is_recorded() -> None:
+    read = [_item("ann", attempts=0), _item("bob", attempts=0), _item("cyd", attempts=2)]
+    for answer in read[:2]:
+        answer["Item"]["claimed_at"] = {"S": "HELD"}
+
+    def first(plan: dict[str, Any]) -> dict[str, Any]:
+        return _lookups(plan, {"ann": ["e-ann"], "bob": "error", "cyd": "error"}, {u: u for u in ("ann", "bob", "cyd")})
+
+    settled = _settle(read, first, _all_accepted, max=3)
+    assert [(o["attempt"], o["state"]) for o in settled["outcomes"]] == [
+        (1, "delivered"),
+        (1, "pending"),
+        (2, "pending"),
+    ]
+    puts = [put["PutRequest"]["Item"] for put in settled["records"][0]["audit"]]
+    assert [item["delivery_attempts"] for item in puts] == [{"N": "1"}, {"N": "1"}, {"N": "2"}]
+    assert puts[1]["attempted_at"] == {"S": "HELD"}  # the backoff runs from when the stream's attempt began
+    assert "attempted_at" not in puts[2]  # a redelivery's claim wrote its own (this test's item has none)
+    assert all("claimed_by" not in item and "claimed_at" not in item for item in puts)
 
 
 def test_a_failed_pinpoint_event_fails_its_outcome_alone() -> None:

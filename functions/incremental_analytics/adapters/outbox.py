@@ -83,7 +83,7 @@ def redrive(dynamodb: Any, table: str, keys: Sequence[Mapping[str, str]], shards
                 TableName=table,
                 Key=dynamo_key,
                 UpdateExpression="SET delivery = :delivery, delivery_attempts = :zero, undelivered = :pending "
-                "REMOVE abandoned_at, attempted_at, claimed_by",
+                "REMOVE abandoned_at, attempted_at, claimed_by, claimed_at",
                 ConditionExpression="undelivered = :abandoned",
                 ExpressionAttributeValues={
                     ":delivery": to_dynamo(redriven(delivery)),

@@ -107,34 +107,50 @@ def holder(execution: str) -> str:
 
 
 def claims(raw: Any, *, table: str, execution: str, now: str) -> dict[str, Any]:
-    """The claim of every outcome of the input (one attempt more, held by this execution while it sends) and the
-    reads that follow it. Each claim is a PartiQL statement of one `BatchExecuteStatement` (1 write unit per KB, not
-    a transaction's 2; each succeeds or fails alone), and succeeds only for an outcome still pending, with the
-    attempts the input says it had, that no other execution holds (or whose holder died: a hold older than
-    `stale_before`). A new outcome from the stream has had no attempt: one retried by the Pipe after an attempt
-    began is left to the scheduled redelivery, as one another execution holds."""
+    """The claim of every outcome of the input (held by this execution while it sends) and the reads that follow
+    it. Each claim is a PartiQL statement of one `BatchExecuteStatement` (1 write unit per KB, not a transaction's
+    2; each succeeds or fails alone), and succeeds only for an outcome still pending, with the attempts the input
+    says it had, that no other execution holds.
+
+    A new outcome from the stream has had no attempt. Its claim sets only the hold (`claimed_by`, `claimed_at`),
+    which the `undelivered` index does not project, so the index entry is not written again; the record counts the
+    attempt. A stream batch the Pipe retries while or after an attempt ran is left to the scheduled redelivery.
+    A page of the scheduled redelivery counts the attempt in the claim, with when it began (the index projects
+    both, for the backoff), and takes over a hold older than `stale_before` (its holder died)."""
     keys = input_keys(raw)
     if len(keys) > STATEMENTS_PER_BATCH:
         raise ValueError(f"at most {STATEMENTS_PER_BATCH} outcomes an execution, not {len(keys)}")
     me = holder(execution)
-    statements = [
-        {
-            "Statement": f'UPDATE "{table}" SET "claimed_by" = ? SET "attempted_at" = ? SET "delivery_attempts" = ? '
-            'WHERE "user_id" = ? AND "outcome_id" = ? AND begins_with("undelivered", ?) '
-            'AND "delivery_attempts" = ? AND ("claimed_by" IS MISSING OR "attempted_at" < ?)',
-            "Parameters": [
-                {"S": me},
-                {"S": now},
-                {"N": str(key["attempts"] + 1)},
-                {"S": key["user_id"]},
-                {"S": key["outcome_id"]},
-                {"S": "P"},
-                {"N": str(key["attempts"])},
-                {"S": key["stale_before"]},
-            ],
-        }
-        for key in keys
-    ]
+    pending = 'WHERE "user_id" = ? AND "outcome_id" = ? AND begins_with("undelivered", ?) AND "delivery_attempts" = ?'
+    statements = []
+    for key in keys:
+        where = [{"S": key["user_id"]}, {"S": key["outcome_id"]}, {"S": "P"}, {"N": str(key["attempts"])}]
+        if key["stale_before"] == NEVER_STALE:  # from the stream
+            statements.append(
+                {
+                    "Statement": f'UPDATE "{table}" SET "claimed_by" = ? SET "claimed_at" = ? {pending} '
+                    'AND "claimed_by" IS MISSING',
+                    "Parameters": [{"S": me}, {"S": now}, *where],
+                }
+            )
+            continue
+        # A hold taken before holds were timed by `claimed_at` was timed by `attempted_at`.
+        statements.append(
+            {
+                "Statement": f'UPDATE "{table}" SET "claimed_by" = ? SET "claimed_at" = ? SET "attempted_at" = ? '
+                f'SET "delivery_attempts" = ? {pending} '
+                'AND ("claimed_by" IS MISSING OR "claimed_at" < ? OR "attempted_at" < ?)',
+                "Parameters": [
+                    {"S": me},
+                    {"S": now},
+                    {"S": now},
+                    {"N": str(key["attempts"] + 1)},
+                    *where,
+                    {"S": key["stale_before"]},
+                    {"S": key["stale_before"]},
+                ],
+            }
+        )
     reads = [{"Get": {"TableName": table, "Key": _key(key["user_id"], key["outcome_id"])}} for key in keys]
     return {"count": len(keys), "claims": statements, "reads": reads}
 
@@ -178,7 +194,8 @@ def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str, profile_key
                 "outcome_id": item["outcome_id"]["S"],
                 "request": _request(item, profile_key),
                 "delivery": {sink: str(_plain(item.get("delivery", {"M": {}})).get(sink, "pending")) for sink in SINKS},
-                "attempts": int(item["delivery_attempts"]["N"]),
+                # This attempt: a claim from the stream leaves it to the record to count.
+                "attempts": max(1, int(item["delivery_attempts"]["N"])),
             }
         )
     return held
@@ -406,11 +423,12 @@ def settle(
             if statuses[sink] == SinkStatus.FAILED and last:
                 statuses[sink] = SinkStatus.ABANDONED.value
                 abandoned[sink] += 1
-        item = {
-            name: value
-            for name, value in stored[(outcome["user_id"], outcome["outcome_id"])].items()
-            if name != "claimed_by"
-        }
+        item = dict(stored[(outcome["user_id"], outcome["outcome_id"])])
+        held_at = item.pop("claimed_at", None)
+        item.pop("claimed_by", None)  # the hold released
+        if int(item["delivery_attempts"]["N"]) < outcome["attempts"]:  # claimed from the stream: counted here
+            item["delivery_attempts"] = {"N": str(outcome["attempts"])}
+            item["attempted_at"] = held_at or {"S": now}
         item["delivery"] = {"M": {sink: {"S": statuses[sink]} for sink in SINKS}}
         values = set(statuses.values())
         if SinkStatus.FAILED in values:
