@@ -3,8 +3,9 @@ functions' PartiQL statements.
 
 Counters table (one table, two kinds of item under each user's partition):
   counter   pk=U#<user>  sk=R#<rule_id>                              the state of one (user, aggregate rule):
-            `st` {count, sum, cycle, qualified}, `version`, `recent`, the evidence ring of the latest events, and
-            `seen` (with `claims_until` once it was too busy), the ids it counted (domain/dedupe.py)
+            `st` {count, sum, cycle, qualified}, `version`, `recent`, the evidence ring of the latest events (packed:
+            `pack_ring`; a map of slots `s<n mod 20>` in earlier releases, read alike), and `seen` (with
+            `claims_until` once it was too busy), the ids it counted (domain/dedupe.py)
   claim     pk=U#<user>  sk=D#<rule_id>#<identity>#<event_id>        "this event was counted", with a TTL, for a
             counter too busy to remember its ids itself (an event id longer than 256 UTF-8 bytes is claimed by its
             hash, `#<sha256>`: a sort key holds 1024 bytes)
@@ -29,8 +30,11 @@ one (domain.periods.distinct_events).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -95,8 +99,8 @@ def claim_key(user_id: str, rule_id: str, identity: str, event_id: str) -> dict[
 
 @dataclass(frozen=True, slots=True)
 class StoredCounter:
-    """A counter as read: its figures, the version a write must expect, whether the item exists, whether its
-    evidence ring must be written whole (new, or kept under another counting identity), and what it counted."""
+    """A counter as read: its figures, the version a write must expect, whether the item exists, whether it must
+    be written whole (new, or kept under another counting identity), and what it counted."""
 
     state: CounterState = field(default_factory=CounterState)
     version: int = 0
@@ -119,10 +123,13 @@ def counter_from_item(item: Mapping[str, Any] | None, identity: str, retention_d
         return StoredCounter(version=version, exists=True)
     figures = plain.get("st", {})
     cycle = int(figures.get("cycle", 0))
-    ring = sorted(
-        (entry for entry in plain["recent"].values() if int(entry["c"]) == cycle), key=lambda entry: int(entry["n"])
-    )
-    recent = tuple(Contribution(str(e["i"]), int(e["t"]), Decimal(e["v"])) for e in ring)[-EVIDENCE_EVENTS:]
+    if isinstance(plain["recent"], str):
+        recent = unpack_ring(plain["recent"])
+    else:  # a ring of slots, as earlier releases wrote it
+        ring = sorted(
+            (entry for entry in plain["recent"].values() if int(entry["c"]) == cycle), key=lambda entry: int(entry["n"])
+        )
+        recent = tuple(Contribution(str(e["i"]), int(e["t"]), Decimal(e["v"])) for e in ring)[-EVIDENCE_EVENTS:]
     state = CounterState(
         count=int(figures.get("count", 0)),
         sum=Decimal(figures.get("sum", 0)),
@@ -137,19 +144,74 @@ def counter_from_item(item: Mapping[str, Any] | None, identity: str, retention_d
     return StoredCounter(state, version, exists=True, whole=False, seen=seen)
 
 
-def _ring_entries(chunk: Chunk) -> dict[str, dict[str, Any]]:
-    """The evidence ring: slot `s<n mod 20>` holds the n-th event of its cycle; later events overwrite."""
-    entries: dict[str, dict[str, Any]] = {}
-    for placed in chunk.placed:
-        c = placed.contribution
-        entries[f"s{placed.position % EVIDENCE_EVENTS}"] = {
-            "i": c.event_id,
-            "t": c.timestamp_ms,
-            "v": c.value,
-            "n": placed.position,
-            "c": placed.cycle,
-        }
-    return entries
+# The evidence ring, packed: "r1:", then base 85 of each contribution in order, as its id (a lowercase UUID or an
+# even run of lowercase hex digits as the bytes it spells, anything else as UTF-8), its time as the difference
+# from the one before, and its value as text. A full ring of 20 UUIDs is about 650 characters where a map of
+# slots took 1,300 bytes, so a long-lived counter's write stays at one write unit. The format is kept forever:
+# a new one takes another prefix.
+RING = "r1:"
+_RAW, _HEX, _UUID = 0, 1, 2
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_TEXT = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def _varint(number: int, out: bytearray) -> None:
+    while True:
+        low, number = number & 0x7F, number >> 7
+        out.append(low | (0x80 if number else 0))
+        if not number:
+            return
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    number = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        number |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return number, at
+
+
+def pack_ring(recent: Sequence[Contribution]) -> str:
+    """A counter's latest contributing events (`CounterState.recent`) as the counter item keeps them."""
+    out, previous = bytearray(), 0
+    for contribution in recent:
+        event_id = contribution.event_id
+        if _UUID_TEXT.fullmatch(event_id):
+            kind, data = _UUID, uuid.UUID(event_id).bytes
+        elif _HEX_TEXT.fullmatch(event_id):
+            kind, data = _HEX, bytes.fromhex(event_id)
+        else:
+            kind, data = _RAW, event_id.encode()
+        _varint(len(data) << 2 | kind, out)
+        out += data
+        delta = contribution.timestamp_ms - previous
+        _varint(delta << 1 if delta >= 0 else (-delta << 1) - 1, out)  # zigzag: small either way
+        previous = contribution.timestamp_ms
+        value = str(contribution.value).encode()
+        _varint(len(value), out)
+        out += value
+    return RING + base64.b85encode(bytes(out)).decode("ascii")
+
+
+def unpack_ring(text: str) -> tuple[Contribution, ...]:
+    """The contributions `pack_ring` packed, in their order."""
+    if not text.startswith(RING):
+        raise ValueError(f"not an evidence ring: {text[:8]!r}")
+    data, at, previous, found = base64.b85decode(text[len(RING) :]), 0, 0, []
+    while at < len(data):
+        tag, at = _read_varint(data, at)
+        raw, at = data[at : at + (tag >> 2)], at + (tag >> 2)
+        kind = tag & 3
+        event_id = str(uuid.UUID(bytes=raw)) if kind == _UUID else raw.hex() if kind == _HEX else raw.decode()
+        zigzag, at = _read_varint(data, at)
+        previous += zigzag >> 1 if not zigzag & 1 else -((zigzag + 1) >> 1)
+        size, at = _read_varint(data, at)
+        found.append(Contribution(event_id, previous, Decimal(data[at : at + size].decode())))
+        at += size
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,29 +228,21 @@ class CounterChange:
 def counter_change(
     *, user_id: str, rule_id: str, identity: str, chunk: Chunk, whole: bool, exists: bool, seen: Seen, updated_at: str
 ) -> CounterChange:
-    """The figures, the version, the evidence ring (the slots the chunk's events take, or whole) and the memory
-    of counted ids (whole: it is small, and pruned as days leave the retention)."""
+    """The figures, the version, the evidence ring and the memory of counted ids, each whole (a write is billed by
+    the size of the item, not of the change; the memory is pruned as days leave the retention)."""
     state = chunk.state
     figures = {"count": state.count, "sum": state.sum, "cycle": state.cycle, "qualified": state.qualified}
     memory: list[tuple[tuple[str, ...], Any]] = [(("seen",), dict(seen.days))]
     if seen.claims_until or whole:  # written whole: whatever an older item held is replaced, by Put or UPDATE
         memory.append((("claims_until",), seen.claims_until))
-    ring = _ring_entries(chunk)
     sets: list[tuple[tuple[str, ...], Any]] = [
         (("st",), figures),
         (("version",), chunk.version),
         (("updated_at",), updated_at),
+        (("recent",), pack_ring(state.recent)),
     ]
     if whole:
-        sets = [
-            (("rule_id",), rule_id),
-            (("user_id",), user_id),
-            (("identity",), identity),
-            *sets,
-            (("recent",), ring),
-        ]
-    else:
-        sets += [(("recent", slot), entry) for slot, entry in sorted(ring.items())]
+        sets = [(("rule_id",), rule_id), (("user_id",), user_id), (("identity",), identity), *sets]
     return CounterChange(counter_key(user_id, rule_id), (*sets, *memory), chunk.expected_version, exists)
 
 

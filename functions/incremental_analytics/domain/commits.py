@@ -18,24 +18,11 @@ MAX_TRANSACTION_ITEMS = 100
 
 
 @dataclass(frozen=True, slots=True)
-class Placed:
-    """An event as it was counted: the `position`-th of its cycle `cycle` (both from 1 and 0)."""
-
-    contribution: Contribution
-    position: int
-    cycle: int
-
-
-@dataclass(frozen=True, slots=True)
 class Chunk:
-    placed: tuple[Placed, ...]
+    events: tuple[Contribution, ...]
     outcomes: tuple[Outcome, ...]
     state: CounterState  # the counters after this chunk
     expected_version: int  # the version the counter must have for this chunk to commit
-
-    @property
-    def events(self) -> tuple[Contribution, ...]:
-        return tuple(placed.contribution for placed in self.placed)
 
     @property
     def version(self) -> int:
@@ -59,18 +46,17 @@ def plan_commits(
     if max_items < 3:
         raise ValueError("a transaction must hold the counter, a claim and an outcome")
     chunks: list[Chunk] = []
-    chunk_events: list[Placed] = []
+    chunk_events: list[Contribution] = []
     chunk_outcomes: list[Outcome] = []
     chunk_state, expected = state, version
     current = state
     for event in events:
-        placed = Placed(event, current.count + 1, current.cycle)
         result = replay_contributions(current, rule, user_id, [event])
         if 1 + len(chunk_events) + len(chunk_outcomes) + 1 + len(result.outcomes) > max_items:
             chunks.append(Chunk(tuple(chunk_events), tuple(chunk_outcomes), chunk_state, expected))
             expected += 1
             chunk_events, chunk_outcomes = [], []
-        chunk_events.append(placed)
+        chunk_events.append(event)
         chunk_outcomes.extend(result.outcomes)
         current = chunk_state = result.state
     if chunk_events:
