@@ -146,7 +146,7 @@ def counter_from_item(item: Mapping[str, Any] | None, identity: str, retention_d
 
 # The evidence ring, packed: "r1:", then base 85 of each contribution in order, as its id (a lowercase UUID or an
 # even run of lowercase hex digits as the bytes it spells, anything else as UTF-8), its time as the difference
-# from the one before, and its value as text. A full ring of 20 UUIDs is about 650 characters where a map of
+# from the one before, and its value as text. A full ring of 20 UUIDs is about 700 characters where a map of
 # slots took 1,300 bytes, so a long-lived counter's write stays at one write unit. The format is kept forever:
 # a new one takes another prefix.
 RING = "r1:"
