@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from incremental_analytics.adapters.dynamodb_items import (
@@ -45,6 +45,18 @@ contributions = st.builds(Contribution, event_ids, st.integers(-(2**62), 2**62),
 
 
 @given(st.lists(contributions, max_size=EVIDENCE_EVENTS))
+@example(  # the worst named: ids like a UUID or hex but not in the packed forms, times either way, numbers' texts
+    [
+        Contribution("9F1C2A3B-1111-2222-3333-444455556666", -(2**70), Decimal("-0")),
+        Contribution("abc", 2**70, Decimal("-0.00")),
+        Contribution("ABCD", 0, Decimal("1E+5")),
+        Contribution("00", -1, Decimal("1.20E-130")),
+        Contribution(
+            "00000000-0000-0000-0000-000000000000", 1, Decimal("-9.9999999999999999999999999999999999999E+125")
+        ),
+        Contribution("", 1, Decimal("12345678901234567890123456789012345678")),
+    ]
+)
 def test_a_packed_ring_reads_back_exactly(recent: list[Contribution]) -> None:
     packed = pack_ring(recent)
     assert packed.startswith(RING) and '"' not in packed and "\\" not in packed
