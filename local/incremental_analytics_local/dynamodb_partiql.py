@@ -20,7 +20,10 @@ most 8,192 characters; reads
 and writes never mixed; each statement's failure in its response's `Error` (`ConditionalCheckFailed`,
 `DuplicateItem` for an INSERT of a key that exists, `ValidationError`, `ResourceNotFound`), the others written.
 Two statements on one item in a batch are refused as BatchWriteItem refuses them (the engine's choice: the
-product never sends them).
+product never sends them). Values DynamoDB refuses are the statement's `ValidationError` (`_refusal`): paths that
+overlap, empty sets, key attributes of the table or an index of the wrong type or empty, and operands `<` or
+begins_with cannot compare. A comparison with an attribute the item lacks is false, as in a condition expression
+(so `("claimed_by" IS MISSING OR "claimed_at" < ?)` holds for an item with neither).
 """
 
 from __future__ import annotations
@@ -175,11 +178,69 @@ def _names(paths: Sequence[tuple[str, ...]], names: dict[str, str]) -> list[str]
     return placed
 
 
+def _empty_set(value: dict[str, Any]) -> bool:
+    ((kind, data),) = value.items()
+    if kind in ("SS", "NS", "BS"):
+        return not data
+    if kind == "M":
+        return any(_empty_set(element) for element in data.values())
+    if kind == "L":
+        return any(_empty_set(element) for element in data)
+    return False
+
+
+def _refusal(table: Any, write: _Write) -> str | None:
+    """Why DynamoDB refuses the statement's values, as a ValidationError of the statement, or None:
+    - two paths of one write that overlap (UpdateExpression: "Two document paths overlap"; an INSERT's tuple
+      naming one attribute twice), and a WHERE clause naming a key attribute twice ("PartiQL update statements
+      for DynamoDB": the condition must resolve to a single primary key value);
+    - an empty set ("Supported data types and naming rules in Amazon DynamoDB": DynamoDB does not support empty
+      sets);
+    - a key attribute of the table or of a secondary index of another type than its definition, or an empty
+      string or binary (the same page, and "Amazon DynamoDB now supports empty values for non-key String and
+      Binary attributes", 2020-05-18: key attributes of tables and indexes still need non-empty values);
+    - `<` with an operand that is not a string, number or binary, and begins_with with one that is not a string
+      or binary (API reference, Condition: LT and BEGINS_WITH; moto would raise, or answer false)."""
+    paths = [path for path, _ in write.assignments]
+    for number, path in enumerate(paths):
+        for other in paths[number + 1 :]:
+            if path[: len(other)] == other or other[: len(path)] == path:
+                return f"Two document paths overlap with each other: [{'.'.join(path)}], [{'.'.join(other)}]"
+    defined = {attribute["AttributeName"]: attribute["AttributeType"] for attribute in table.attr}
+    table_keys = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    index_keys = [name for index in (*table.indexes, *table.global_indexes) for name in index.schema_key_attrs]
+    where_keys = [(path, value) for path, value in write.equalities() if path[0] in table_keys and len(path) == 1]
+    if len({path for path, _ in where_keys}) != len(where_keys):
+        return "Where clause does not resolve to a single primary key value"
+    terms = [term for group in write.conditions for term in group]
+    values = [value for _, value in write.assignments] + [term.value for term in terms if term.value is not None]
+    if any(_empty_set(value) for value in values):
+        return "One or more parameter values were invalid: a set may not be empty"
+    for path, value in [*where_keys, *write.assignments]:
+        name = path[0]
+        if len(path) > 1 or (name not in table_keys and name not in index_keys):
+            continue
+        ((kind, data),) = value.items()
+        if kind != defined.get(name, kind):
+            return f"One or more parameter values were invalid: {name} is a key of type {defined[name]}, not {kind}"
+        if kind in ("S", "B") and not data:
+            return f"One or more parameter values are not valid: the key attribute {name} cannot be empty"
+    for term in terms:
+        allowed = {"<": ("S", "N", "B"), "begins_with": ("S", "B")}.get(term.kind, ())
+        kind = next(iter(term.value or {"S": ""}))
+        if allowed and kind not in allowed:
+            return f"Invalid operand type for {term.kind}: {kind}"
+    return None
+
+
 def _run(backend: DynamoDBBackend, write: _Write) -> None:
     try:
         table = backend.get_table(write.table)
     except ResourceNotFoundException:
         raise StatementError("ResourceNotFound", "Requested resource not found") from None
+    refused = _refusal(table, write)
+    if refused:
+        raise StatementError("ValidationError", refused)
     keys = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
     names: dict[str, str] = {}
     if write.insert:

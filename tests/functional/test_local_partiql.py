@@ -121,6 +121,59 @@ def test_statements_outside_the_local_subset_are_refused_by_name(dynamodb: Any, 
     assert "runs only PartiQL writes" in refused.value.response["Error"]["Message"]
 
 
+_A = [{"S": "a"}, {"S": "c"}]  # the key of the item `_insert("a")` puts
+_ONE = {"N": "1"}
+
+
+@pytest.mark.parametrize(
+    ("statement", "parameters"),
+    [
+        # UpdateExpression: "Two document paths overlap with each other" (the same path, or one inside another).
+        ('UPDATE "counters" SET "m" = ? SET "m"."a" = ? WHERE "pk" = ? AND "sk" = ?', [{"M": {}}, _ONE, *_A]),
+        ("INSERT INTO \"counters\" VALUE {'pk': ?, 'sk': ?, 'n': ?, 'n': ?}", [{"S": "b"}, {"S": "c"}, _ONE, _ONE]),
+        # "Supported data types and naming rules in Amazon DynamoDB": no empty sets.
+        ('UPDATE "counters" SET "tags" = ? WHERE "pk" = ? AND "sk" = ?', [{"SS": []}, *_A]),
+        ('UPDATE "counters" SET "m" = ? WHERE "pk" = ? AND "sk" = ?', [{"M": {"ids": {"NS": []}}}, *_A]),
+        # Key attributes (of the table, or of an index) are never empty, and of their defined type.
+        ('UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ?', [_ONE, {"S": ""}, {"S": "c"}]),
+        ('UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ?', [_ONE, _ONE, {"S": "c"}]),
+        ("INSERT INTO \"counters\" VALUE {'pk': ?, 'sk': ?}", [{"S": "b"}, {"S": ""}]),
+        ('UPDATE "counters" SET "gk" = ? WHERE "pk" = ? AND "sk" = ?', [{"S": ""}, *_A]),
+        ('UPDATE "counters" SET "gk" = ? WHERE "pk" = ? AND "sk" = ?', [_ONE, *_A]),
+        # "PartiQL update statements for DynamoDB": the condition resolves to a single primary key value.
+        ('UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ? AND "pk" = ?', [_ONE, *_A, {"S": "b"}]),
+        # API reference, Condition: LT compares a string, number or binary; BEGINS_WITH a string or binary.
+        ('UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ? AND "m" < ?', [_ONE, *_A, {"M": {}}]),
+        ('UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ? AND "n" < ?', [_ONE, *_A, {"BOOL": True}]),
+        ('UPDATE "counters" SET "n" = ? WHERE "pk" = ? AND "sk" = ? AND begins_with("gk", ?)', [_ONE, *_A, _ONE]),
+    ],
+)
+def test_values_dynamodb_refuses_are_the_statements_validation_error(
+    aws: LocalAws, statement: str, parameters: list[dict[str, Any]]
+) -> None:
+    """The engine may be stricter than DynamoDB, never kinder: each of these is refused, and nothing is written."""
+    client = aws.client("dynamodb")
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gk")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-gk",
+                "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.batch_execute_statement(Statements=[_insert("a")])
+    before = _item(client, "a")
+    statements = [{"Statement": statement, "Parameters": parameters}]
+    (response,) = client.batch_execute_statement(Statements=statements)["Responses"]
+    assert response["Error"]["Code"] == "ValidationError"
+    assert _item(client, "a") == before and _item(client, "b") is None
+
+
 def test_a_statement_holds_at_most_8192_characters(dynamodb: Any) -> None:
     """API reference, BatchStatementRequest: Statement, 1 to 8,192 characters."""
     name = "n" * (8_192 - len(_update("a", 1, 2)["Statement"].replace('"count"', '""')))

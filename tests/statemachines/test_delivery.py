@@ -159,6 +159,46 @@ def test_attempts_exhausted_abandoned_metric_emitted_then_redriven(aws: LocalAws
     assert _cli(["outcomes", "abandoned", "--stack", "prod"]).endswith("0 outcome(s) abandoned")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # moto: "Tried to parse AWS::CloudFormation::..."
+def test_an_outcome_that_makes_every_attempt_die_is_abandoned_once_its_attempts_are_spent(aws: LocalAws) -> None:
+    """Every execution that claims this outcome dies before recording it (its request cannot be read: the
+    ShapeDelivery step fails), so no record ever counts a failed attempt or gives up on a sink. The redelivery's
+    claims count the attempts; once MaxDeliveryAttempts were made, the next claim gives up on every sink that lacks
+    the outcome without sending it: abandoned, counted in AbandonedDeliveries, and left to an operator."""
+    product = LocalProduct(aws, parameters={"MaxDeliveryAttempts": "3"})
+    seed_endpoints(aws, ["ann"])
+    seed_profiles(aws, ["ann"])
+    product.put_rules([GREENBUTTON])
+    product.put_events(click("ann", "greenbutton", n) for n in range(3))
+    product.ingest()
+    (item,) = product.audit_items()
+    with aws.uncounted():
+        aws.client("dynamodb").update_item(
+            TableName=product.table("AuditTable"),
+            Key={"user_id": {"S": "ann"}, "outcome_id": {"S": item["outcome_id"]}},
+            UpdateExpression="SET #r = :r",
+            ExpressionAttributeNames={"#r": "request"},
+            ExpressionAttributeValues={":r": {"S": "{}"}},
+        )
+    report = product.deliver()
+    assert report.executions and report.executions[0].status == "FAILED"  # the stream's attempt died
+    start = dt.datetime.now(dt.UTC)
+    for hour in range(1, 8):
+        product.fire_schedule(start + hour * HOUR)
+        (item,) = product.audit_items()
+        if item["undelivered"] == "ABANDONED":
+            break
+    assert item["undelivered"] == "ABANDONED", item
+    # Three attempts of the redelivery died (the stream's died uncounted); the fourth claim, counted too, gave up.
+    assert int(item["delivery_attempts"]) == 4 and hour == 4
+    assert item["delivery"] == dict.fromkeys(SINKS, "abandoned")
+    assert "claimed_by" not in item and "claimed_at" not in item
+    assert _abandoned_metric(aws) == dict.fromkeys(SINKS, 1.0)
+    assert product.sink_deliveries() == {"eventbridge": 0, "pinpoint": 0, "profiles": 0}
+    product.fire_schedule(start + 30 * HOUR)
+    assert product.last_deliveries == []  # abandoned: the schedule leaves it to an operator
+
+
 def test_the_alarm_watches_the_abandoned_deliveries_the_workflow_emits() -> None:
     """The metric DeliverOutcomes puts is the one AbandonedDeliveriesAlarm sums, sink by sink."""
     template = read_template(TEMPLATE)

@@ -240,6 +240,46 @@ def test_a_stack_updated_in_place_reads_the_four_shards_earlier_releases_wrote(
     assert attribute(product, "trk_window_app_open") == dict.fromkeys(users[:8], "ready")
 
 
+def test_a_rule_evaluated_across_the_update_counts_each_event_once(aws: LocalAws, product: LocalProduct) -> None:
+    """Before the update, the earlier release stored 05-08 and 05-09 over four shards and rolled 05-08 up once it
+    closed. After it, a batch re-sent across the update stores 05-09's events again in shard 0 (and one of 05-08's,
+    a day already rolled up), and 05-10's are new. 05-09 closes and is rolled up from both releases' partitions,
+    05-10 is read raw: each (user, event) counts once, so exactly three events a user is exactly three."""
+    users = [f"u{n}" for n in range(8)]
+    seed_endpoints(aws, users)
+    seed_profiles(aws, users)
+    rule = Rule("window-three", RuleType.WINDOW, "app_open", count=CountCondition(Operator.EQUAL, 3), days=4)
+    product.put_rules([rule])
+    first_day = [Event(f"a-{user}", user, "app_open", epoch_ms(at(2021, 5, 8, 10))) for user in users]
+    second_day = [Event(f"b-{user}", user, "app_open", epoch_ms(at(2021, 5, 9, 10))) for user in users]
+    with aws.uncounted():
+        for item in timeseries_items([*first_day, *second_day], shards=4, ttl_seconds=400 * 86_400):
+            aws.client("dynamodb").put_item(TableName=product.table("TimeSeriesTable"), Item=item)
+    before = evaluated(product.evaluate_periods(at(2021, 5, 10, 1)))  # 05-08 closed: rolled up over 0..3
+    assert before["qualified"] == 0 and before["candidates"] == 8
+
+    resent = [
+        {"user_id": e.user_id, "event_type": e.event_type, "timestamp": e.timestamp_ms, "event_id": e.event_id}
+        for e in [*second_day, first_day[0]]
+    ]
+    third_day = [
+        {"user_id": user, "event_type": "app_open", "timestamp": epoch_ms(at(2021, 5, 10, 10)), "event_id": f"c-{user}"}
+        for user in users[:6]
+    ]
+    ingest(product, [*resent, *third_day])
+    copies = [stored.event_id for item in _stored_items(aws, product) for stored in timeseries_events(item)]
+    assert all(copies.count(f"b-{user}") == 2 for user in users) and copies.count("a-u0") == 2
+
+    after = evaluated(product.evaluate_periods(at(2021, 5, 11, 2)))  # 05-09 closed since; 05-10 open
+    assert after["days_rolled_up"] == 4  # 05-09, shards 0..3: the earlier release's and this one's
+    assert (after["candidates"], after["qualified"]) == (8, 6)
+    product.deliver()
+    qualified = [o for o in product.outcomes() if o["kind"] == "qualified"]
+    assert sorted(o["user_id"] for o in qualified) == users[:6]
+    assert {o["evidence"]["count"] for o in qualified} == {3}
+    assert attribute(product, "trk_window_app_open") == dict.fromkeys(users[:6], "ready")
+
+
 def test_a_closed_date_rule_is_not_evaluated_again(product: LocalProduct) -> None:
     product.put_rules([GREENBUTTON_DATE])
     ingest(product, [event("u1", at(2021, 1, 5), 900)])

@@ -5,12 +5,13 @@ packed one at the next write; and small enough that a long-lived counter is one 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from incremental_analytics.adapters.dynamodb_items import (
@@ -25,8 +26,9 @@ from incremental_analytics.adapters.dynamodb_items import (
 from incremental_analytics.adapters.item_size import item_size
 from incremental_analytics.domain.commits import plan_commits
 from incremental_analytics.domain.dedupe import record
+from incremental_analytics.domain.events import MAX_EVENT_ID_LENGTH, Event, normalise
 from incremental_analytics.domain.outcomes import EVIDENCE_EVENTS, Contribution
-from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
+from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, epoch_ms
 
 RULE = Rule("opens", RuleType.AGGREGATE, "app_open", count=CountCondition(Operator.GREATER, 1000))
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
@@ -43,12 +45,50 @@ contributions = st.builds(Contribution, event_ids, st.integers(-(2**62), 2**62),
 
 
 @given(st.lists(contributions, max_size=EVIDENCE_EVENTS))
+@example(  # the worst named: ids like a UUID or hex but not in the packed forms, times either way, numbers' texts
+    [
+        Contribution("9F1C2A3B-1111-2222-3333-444455556666", -(2**70), Decimal("-0")),
+        Contribution("abc", 2**70, Decimal("-0.00")),
+        Contribution("ABCD", 0, Decimal("1E+5")),
+        Contribution("00", -1, Decimal("1.20E-130")),
+        Contribution(
+            "00000000-0000-0000-0000-000000000000", 1, Decimal("-9.9999999999999999999999999999999999999E+125")
+        ),
+        Contribution("", 1, Decimal("12345678901234567890123456789012345678")),
+    ]
+)
 def test_a_packed_ring_reads_back_exactly(recent: list[Contribution]) -> None:
     packed = pack_ring(recent)
     assert packed.startswith(RING) and '"' not in packed and "\\" not in packed
     back = unpack_ring(packed)
     assert back == tuple(recent)
     assert [str(c.value) for c in back] == [str(c.value) for c in recent]  # the value's text too: 1.50 stays 1.50
+
+
+_any_text = st.characters(codec=None, categories=None)
+_intake_ids = st.one_of(
+    st.text(_any_text, max_size=40),
+    st.text(_any_text, min_size=250, max_size=260),
+    st.tuples(st.text(max_size=8), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=8)).map(
+        "".join
+    ),  # a lone surrogate
+)
+
+
+@given(_intake_ids, values)
+def test_every_event_id_the_intake_accepts_packs_and_reads_back(event_id: str, value: Decimal) -> None:
+    """An id reaches the ring only through the intake, which refuses text that is not valid Unicode (a lone
+    surrogate: DynamoDB and UTF-8 refuse it too) and ids over 256 characters (docs/events.md): whatever it accepts,
+    up to 256 characters of four UTF-8 bytes each, the ring keeps exactly."""
+    record = {"user_id": "u", "event_type": "tap", "timestamp": epoch_ms(NOW), "event_id": event_id}
+    judged = normalise(json.dumps(record).encode(), now_ms=epoch_ms(NOW))  # a lone surrogate travels escaped
+    valid = not any(0xD800 <= ord(character) <= 0xDFFF for character in event_id)
+    if not isinstance(judged, Event):
+        assert not (valid and 0 < len(event_id) <= MAX_EVENT_ID_LENGTH), judged
+        return
+    assert valid and judged.event_id == event_id
+    recent = [Contribution(event_id, judged.timestamp_ms, value), Contribution("\U0001f600" * 256, 0, value)]
+    assert unpack_ring(pack_ring(recent)) == tuple(recent)
 
 
 def test_text_that_is_not_a_ring_is_refused() -> None:

@@ -247,7 +247,7 @@ def test_pinpoint_events_go_a_hundred_a_request_several_endpoints_each() -> None
 
 
 def _settle(read: list[dict[str, Any]], first: dict[str, Any], second: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    plan = delivery_batch.sends(read, execution=ME, settings=SETTINGS)
+    plan = delivery_batch.sends(read, execution=ME, settings=SETTINGS, max_attempts=kw.get("max", 10))
     wrote = delivery_batch.writes(plan, first(plan) if callable(first) else first)
     answers = second(wrote) if callable(second) else second
     gathered = first(plan) if callable(first) else first
@@ -321,6 +321,41 @@ def test_an_attempt_claimed_from_the_stream_is_counted_when_it_is_recorded() -> 
     assert puts[1]["attempted_at"] == {"S": "HELD"}  # the backoff runs from when the stream's attempt began
     assert "attempted_at" not in puts[2]  # a redelivery's claim wrote its own (this test's item has none)
     assert all("claimed_by" not in item and "claimed_at" not in item for item in puts)
+
+
+def test_an_outcome_claimed_beyond_its_attempts_is_given_up_on_unsent_and_unread() -> None:
+    """Every execution that held it died before its record: the claim beyond MaxDeliveryAttempts sends it nowhere
+    and does not read its request (what made them die), and gives up on each sink that lacks it (counted); the
+    claim that gave up is counted as every claim of the redelivery is."""
+    spent = _item("ann", attempts=4, delivery={"eventbridge": "delivered", "pinpoint": "failed", "profiles": "pending"})
+    spent["Item"]["request"] = {"S": "{}"}  # unreadable
+    read = [spent, _item("bob", attempts=3)]
+    plan = delivery_batch.sends(read, execution=ME, settings=SETTINGS, max_attempts=3)
+    (ann_id, bob_id) = (_id(answer) for answer in read)
+    assert plan["decided"][ann_id] == {"eventbridge": "delivered", "pinpoint": "failed", "profiles": "failed"}
+    assert [len(request["entries"]) for request in plan["eventbridge"]] == [1]  # bob's alone
+    assert plan["pinpoint_users"] == ["bob"] and [s["value"] for s in plan["profile_searches"]] == ["bob"]
+
+    def first(plan: dict[str, Any]) -> dict[str, Any]:
+        return _lookups(plan, {"bob": ["e-bob"]}, {"bob": "bob"})
+
+    settled = _settle(read, first, _all_accepted, max=3)
+    assert [(o["outcome_id"], o["attempt"], o["state"]) for o in settled["outcomes"]] == [
+        (ann_id, 4, "abandoned"),
+        (bob_id, 3, "delivered"),
+    ]
+    ann = settled["records"][0]["audit"][0]["PutRequest"]["Item"]
+    assert ann["delivery_attempts"] == {"N": "4"} and ann["undelivered"] == {"S": "ABANDONED"}
+    assert ann["delivery"]["M"] == {
+        "eventbridge": {"S": "delivered"},
+        "pinpoint": {"S": "abandoned"},
+        "profiles": {"S": "abandoned"},
+    }
+    assert "claimed_by" not in ann
+    assert {m["Dimensions"][1]["Value"]: m["Value"] for m in settled["abandoned"]} == {"pinpoint": 1, "profiles": 1}
+    # Without the limit (a definition older than the function), nothing is spent.
+    unlimited = delivery_batch.held_outcomes([_item("bob", attempts=30)], ME, "_profileId")
+    assert [outcome["spent"] for outcome in unlimited] == [False]
 
 
 def test_a_failed_pinpoint_event_fails_its_outcome_alone() -> None:

@@ -180,30 +180,49 @@ def _request(item: Mapping[str, Any], profile_key: str) -> dict[str, Any]:
     return request
 
 
-def held_outcomes(read: Sequence[Mapping[str, Any]], execution: str, profile_key: str) -> list[dict[str, Any]]:
+def held_outcomes(
+    read: Sequence[Mapping[str, Any]], execution: str, profile_key: str, max_attempts: int | None = None
+) -> list[dict[str, Any]]:
     """The outcomes this execution holds (its claim succeeded): each one's request, sinks' states and attempts.
-    An outcome no sink lacks any more, abandoned, or held by another execution is not among them."""
+    An outcome no sink lacks any more, abandoned, or held by another execution is not among them.
+
+    An outcome claimed for an attempt beyond `max_attempts` is `spent`: its attempts were all made and the last was
+    not recorded (its execution died before the record, which would have given up). It is not sent again, and its
+    request is not read (it may be what made them die): `sends` gives up on it. The claim is counted as the
+    redelivery's claims are, so such an outcome shows more attempts than `max_attempts`."""
     held, me = [], holder(execution)
     for answer in read:
         item = answer.get("Item") or {}
         if item.get("claimed_by", {}).get("S") != me:
             continue
+        attempts = int(item["delivery_attempts"]["N"])
+        spent = max_attempts is not None and attempts > max_attempts
         held.append(
             {
                 "user_id": item["user_id"]["S"],
                 "outcome_id": item["outcome_id"]["S"],
-                "request": _request(item, profile_key),
+                "kind": item.get("kind", {}).get("S"),
+                "request": None if spent else _request(item, profile_key),
                 "delivery": {sink: str(_plain(item.get("delivery", {"M": {}})).get(sink, "pending")) for sink in SINKS},
                 # This attempt: a claim from the stream leaves it to the record to count.
-                "attempts": max(1, int(item["delivery_attempts"]["N"])),
+                "attempts": max(1, attempts),
+                "spent": spent,
             }
         )
     return held
 
 
-def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mapping[str, str]) -> dict[str, Any]:
-    """What each sink that lacks a held outcome is sent first, and what is already decided without a call."""
-    held = held_outcomes(read, execution, settings["profiles_key_name"])
+def sends(
+    read: Sequence[Mapping[str, Any]],
+    *,
+    execution: str,
+    settings: Mapping[str, str],
+    max_attempts: int | None = None,
+) -> dict[str, Any]:
+    """What each sink that lacks a held outcome is sent first, and what is already decided without a call. A
+    spent outcome (`held_outcomes`) is sent nothing: each sink that lacks it failed its last attempt, which
+    `settle` turns into `abandoned`, counted."""
+    held = held_outcomes(read, execution, settings["profiles_key_name"], max_attempts)
     decided: dict[str, dict[str, str]] = {}
     entries, eventbridge_of = [], []
     users: list[str] = []
@@ -212,6 +231,10 @@ def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mappin
     for outcome in held:
         outcome_id, request, delivery = outcome["outcome_id"], outcome["request"], outcome["delivery"]
         mine = decided.setdefault(outcome_id, {})
+        if outcome["spent"]:
+            for sink in SINKS:  # compared as text: a status this release does not know is left as it is
+                mine[sink] = SinkStatus.FAILED.value if delivery[sink] in LACKING else delivery[sink]
+            continue
         for sink in SINKS:
             if not _lacks(delivery, sink):
                 mine[sink] = delivery[sink]  # taken before (or final): never sent again
@@ -246,7 +269,11 @@ def sends(read: Sequence[Mapping[str, Any]], *, execution: str, settings: Mappin
     return {
         "held": [
             {key: outcome[key] for key in ("user_id", "outcome_id", "attempts")}
-            | {"kind": outcome["request"]["outcome"]["kind"], "request": _pieces(outcome["request"])}
+            | (
+                {"kind": outcome["kind"], "request": {}}
+                if outcome["spent"]
+                else {"kind": outcome["request"]["outcome"]["kind"], "request": _pieces(outcome["request"])}
+            )
             for outcome in held
         ],
         "decided": decided,

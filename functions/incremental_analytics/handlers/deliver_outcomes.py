@@ -18,7 +18,14 @@ def shape(event: dict[str, Any]) -> dict[str, Any]:
             event["input"], table=event["table"], execution=event["execution"], now=event["now"]
         )
     if step == "sends":
-        return delivery_batch.sends(event["read"], execution=event["execution"], settings=event["settings"])
+        # A definition older than the function (CloudFormation updates the function first) passes no limit.
+        limit = event.get("max_attempts")
+        return delivery_batch.sends(
+            event["read"],
+            execution=event["execution"],
+            settings=event["settings"],
+            max_attempts=None if limit is None else int(limit),
+        )
     if step == "writes":
         return delivery_batch.writes(event["plan"], event["first"])
     if step == "settle":
