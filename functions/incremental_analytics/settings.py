@@ -12,8 +12,8 @@ from incremental_analytics.domain.events import IdentityMode
 PENDING_SHARDS = 4
 
 # The time series is written to one partition an event type and day: packed, one partition key carries some 12,000
-# events a second (docs/design.md#the-time-series). Releases before spread it over four by the user's hash; the
-# evaluation reads those four until TimeSeriesRetentionDays has ended the items they hold.
+# events a second (docs/design.md#the-time-series). Releases before spread it over four by the user's hash, and a
+# stack updated in place holds their items for up to TimeSeriesRetentionDays: the evaluation reads all four.
 TIMESERIES_SHARDS = 1
 TIMESERIES_SHARDS_BEFORE = 4
 
