@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +22,19 @@ def aws() -> Iterator[LocalAws]:
 @pytest.fixture
 def fixture_stack(aws: LocalAws) -> Stack:
     return deploy(aws, FIXTURE_TEMPLATE, stack_name="fx")
+
+
+def create_audit_table(client: Any, name: str) -> None:
+    """A table keyed as the product's audit table (the outbox): user_id, outcome_id."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "outcome_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "outcome_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )

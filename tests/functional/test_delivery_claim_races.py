@@ -33,6 +33,7 @@ from incremental_analytics.domain.delivery import CLAIM_EXPIRY, delivery_item
 from incremental_analytics.domain.outcomes import OutcomeKind
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType, iso_instant
 from incremental_analytics_local.engine import LocalAws
+from tests.functional.conftest import create_audit_table
 from tests.unit.helpers import first_outcome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -284,18 +285,7 @@ class Explorer:
 @pytest.fixture
 def dynamodb(aws: LocalAws) -> Any:
     client = aws.client("dynamodb")
-    client.create_table(
-        TableName=AUDIT,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "outcome_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "outcome_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_audit_table(client, AUDIT)
     return client
 
 

@@ -23,6 +23,7 @@ from incremental_analytics.domain.delivery_batch import claims, holder
 from incremental_analytics.domain.outcomes import Contribution
 from incremental_analytics.domain.rules import CountCondition, Operator, Rule, RuleType
 from incremental_analytics_local.engine import LocalAws
+from tests.functional.conftest import create_audit_table
 
 TABLE = "counters"
 RULE = Rule("r", RuleType.AGGREGATE, "click", count=CountCondition(Operator.GREATER, 100))
@@ -284,18 +285,7 @@ def test_the_delivery_claims_hold_only_outcomes_pending_with_the_attempts_read_a
     """The delivery's claims (domain/delivery_batch.claims) as DynamoDB runs them: begins_with, a comparison, a
     missing attribute and OR are conditions of the write ("PartiQL select statements for DynamoDB", functions
     BEGINS_WITH and MISSING); each statement fails or is written on its own."""
-    dynamodb.create_table(
-        TableName=AUDIT,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "outcome_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "outcome_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_audit_table(dynamodb, AUDIT)
     _outcome(dynamodb, "free")
     _outcome(dynamodb, "held", claimed_by={"S": "another"}, claimed_at={"S": "2026-12-01T11:55:00.000Z"})
     _outcome(dynamodb, "done")
